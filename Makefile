@@ -1,0 +1,45 @@
+# Two commands matter: `make run` (the whole pipeline, set up on first use) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: run test lint unit bench chaos soak sandbox clean lock
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/relay dev
+
+test: $(STAMP) lint
+	$(BIN)/pytest -q -m "not slow"
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/pytest -q -m "not slow" tests/unit
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.run
+
+chaos: $(STAMP)
+	$(BIN)/pytest -q tests/chaos
+
+soak: $(STAMP)
+	$(BIN)/python -m bench.soak
+
+sandbox: $(STAMP)
+	$(BIN)/relay sandbox
+
+# Refresh the constraints file from what is installed (after a deliberate upgrade).
+lock: $(STAMP)
+	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^-e ' > constraints.txt
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,120 @@
+"""The interaction event: the contract producers and workers both import.
+
+Limits follow RecordInteraction (design.md section 1). Characters XML 1.0 cannot carry are
+refused here, at the edge, because no escaping can put them on the wire.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from producers.errors import FieldError, ValidationError
+
+ACCOUNT_ID_MAX = 60
+REFERENCE_MAX = 100  # location / interaction-type external references (not published; generous)
+NOTE_MAX = 256
+EVENT_ID_MAX = 128
+TENANT_MAX = 64
+DEFAULT_TENANT = "default"
+
+# Anything outside XML 1.0's Char production (tab, LF, CR and the ranges below are allowed).
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+_EVENT_ID = re.compile(r"[\x21-\x7e]+")  # printable ASCII, no spaces
+_TENANT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+FIELDS = ("account_id", "location", "interaction_type", "note", "tenant", "event_id",
+          "occurred_at")
+
+
+@dataclass(frozen=True, slots=True)
+class Interaction:
+    """One validated interaction; build it with :meth:`create` or :meth:`from_message`."""
+
+    account_id: str
+    location: str
+    interaction_type: str
+    note: str
+    tenant: str
+    event_id: str
+    occurred_at: str | None = None
+
+    @classmethod
+    def create(cls, **fields: Any) -> Interaction:
+        """Validate caller input; generate ``event_id`` when absent."""
+        return cls.from_message(fields, generate_id=True)
+
+    @classmethod
+    def from_message(cls, data: Mapping[str, Any], *, generate_id: bool = False) -> Interaction:
+        """Validate a mapping (queue message, JSON body, CSV row); raise on any broken rule."""
+        if not isinstance(data, Mapping):
+            raise ValidationError([FieldError("event", "type", "must be an object")])
+        errors: list[FieldError] = []
+        unknown = sorted(str(k) for k in data if k not in FIELDS)
+        errors += [FieldError(k, "unknown", "is not a known field") for k in unknown]
+
+        def text(name: str, *, required: bool, maximum: int) -> str:
+            value = data.get(name)
+            if value is None or value == "":
+                if required:
+                    errors.append(FieldError(name, "required", "is required"))
+                return ""
+            if not isinstance(value, str):
+                errors.append(FieldError(name, "type", "must be a string"))
+                return ""
+            if required and not value.strip():
+                errors.append(FieldError(name, "blank", "must not be blank"))
+            elif len(value) > maximum:
+                errors.append(FieldError(name, "max_length",
+                                         f"must be at most {maximum} characters"))
+            elif _NOT_XML.search(value):
+                errors.append(FieldError(name, "xml_char",
+                                         "contains a character XML 1.0 cannot carry"))
+            return value
+
+        account_id = text("account_id", required=True, maximum=ACCOUNT_ID_MAX)
+        location = text("location", required=True, maximum=REFERENCE_MAX)
+        interaction_type = text("interaction_type", required=True, maximum=REFERENCE_MAX)
+        note = text("note", required=False, maximum=NOTE_MAX)
+        tenant = text("tenant", required=False, maximum=TENANT_MAX) or DEFAULT_TENANT
+        if not _TENANT.fullmatch(tenant):
+            errors.append(FieldError("tenant", "pattern",
+                                     "must be letters, digits, '_', '.' or '-'"))
+        event_id = text("event_id", required=False, maximum=EVENT_ID_MAX)
+        if event_id and not _EVENT_ID.fullmatch(event_id):
+            errors.append(FieldError("event_id", "pattern",
+                                     "must be printable ASCII without spaces"))
+        if not event_id and all(e.field != "event_id" for e in errors):
+            if generate_id:
+                event_id = uuid.uuid4().hex
+            else:
+                errors.append(FieldError("event_id", "required", "is required"))
+        occurred_at = _timestamp(data.get("occurred_at"), errors)
+        if errors:
+            raise ValidationError(errors)
+        return cls(account_id, location, interaction_type, note, tenant, event_id, occurred_at)
+
+    def to_message(self) -> dict[str, Any]:
+        """The JSON-safe form that travels on the queue (never a token: tenants map to those)."""
+        message = asdict(self)
+        if message["occurred_at"] is None:
+            del message["occurred_at"]
+        return message
+
+
+def _timestamp(value: Any, errors: list[FieldError]) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        errors.append(FieldError("occurred_at", "type", "must be an ISO 8601 string"))
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        errors.append(FieldError("occurred_at", "format", "must be an ISO 8601 date-time"))
+        return None
+    return parsed.isoformat()

@@ -1,0 +1,72 @@
+"""The Python producer API: what a POS or web app calls.
+
+``record`` returns as soon as Redis holds the event: it never waits on the SOAP service.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+from celery import Celery
+from kombu.exceptions import OperationalError
+
+from producers import keys
+from producers.broker import celery_config
+from producers.errors import EnqueueError
+from producers.events import Interaction
+from producers.settings import mask_url, redis_url
+from producers.status import StatusStore
+
+_REDIS_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OperationalError)
+
+
+class Producer:
+    """Validates, dedupes on ``event_id`` and enqueues; one per process is plenty."""
+
+    def __init__(self, url: str | None = None) -> None:
+        self.url = url or redis_url()
+        self.redis = redis.Redis.from_url(self.url, socket_connect_timeout=2, socket_timeout=5)
+        self.status_store = StatusStore(self.redis)
+        self.celery = Celery("relay-producer", set_as_current=False)
+        self.celery.conf.update(celery_config(self.url))
+
+    def record(self, **fields: Any) -> str:
+        """Validate and enqueue one interaction; returns its ``event_id``.
+
+        Raises ``ValidationError`` naming each broken field, or ``EnqueueError`` when Redis
+        cannot take it. An ``event_id`` seen before is accepted again without a second send.
+        """
+        event = Interaction.create(**fields)
+        self.enqueue(event)
+        return event.event_id
+
+    def enqueue(self, event: Interaction) -> bool:
+        """Enqueue a validated event; False when its ``event_id`` was already accepted."""
+        try:
+            if not self.status_store.create(event.event_id, event.tenant):
+                return False
+            try:
+                self.send(event.to_message())
+            except BaseException:
+                self.status_store.forget(event.event_id)  # let the caller try the same id again
+                raise
+        except _REDIS_ERRORS as exc:
+            raise EnqueueError(f"Redis at {mask_url(self.url)} is unreachable: "
+                               f"{type(exc).__name__}") from exc
+        return True
+
+    def send(self, message: dict[str, Any]) -> None:
+        """Publish a message for the worker; callers own the status record."""
+        self.celery.send_task(keys.TASK_NAME, args=[message], queue=keys.QUEUE)
+
+    def status(self, event_id: str) -> dict[str, Any] | None:
+        """The event's status record (state, attempts, codes, history), or None if unknown."""
+        try:
+            return self.status_store.get(event_id)
+        except _REDIS_ERRORS as exc:
+            raise EnqueueError(f"Redis at {mask_url(self.url)} is unreachable") from exc
+
+    def close(self) -> None:
+        self.redis.close()
+        self.celery.close()

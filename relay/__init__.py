@@ -1,0 +1,1 @@
+"""The ``relay`` command line: a thin face over ``producers``, ``worker`` and ``sandbox``."""

@@ -1,0 +1,243 @@
+"""The sandbox server: an emulated ``Services/Interaction.asmx`` plus a control API.
+
+Control endpoints (JSON) live under ``/_sandbox/``: ``config`` (GET/POST latency and faults),
+``seed`` (GET/POST add/remove reference data), ``calls`` (the record of accepted calls, with a
+duplicate count), ``reset``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from sandbox import asmx, wsdl
+from sandbox.faults import FaultConfig
+from sandbox.seed import Seed
+
+PATH = "/Services/Interaction.asmx"
+DEFAULT_NAMESPACE = "https://app.smartbutton.com/Services/"
+_HTML = ("<html><head><title>{status} {title}</title></head><body><center><h1>{status} {title}"
+         "</h1></center><hr><center>nginx</center></body></html>")
+
+
+@dataclass
+class SandboxState:
+    namespace: str = DEFAULT_NAMESPACE
+    seed: Seed = field(default_factory=Seed)
+    faults: FaultConfig = field(default_factory=FaultConfig)
+    next_id: int = 1
+    calls: list[dict[str, Any]] = field(default_factory=list)
+    keys: Counter[tuple[str, ...]] = field(default_factory=Counter)
+    requests: Counter[str] = field(default_factory=Counter)
+    rng: random.Random = field(default_factory=random.Random)
+
+    @property
+    def action(self) -> str:
+        return self.namespace.rstrip("/") + "/RecordInteraction"
+
+    def accept(self, values: dict[str, str]) -> int:
+        interaction_id = self.next_id
+        self.next_id += 1
+        key = (values["AccountId"], values["LocationExternalReference"],
+               values["InteractionTypeExternalReference"], values["InteractionNote"])
+        self.keys[key] += 1
+        self.calls.append({"interaction_id": interaction_id, "account_id": key[0],
+                           "location": key[1], "interaction_type": key[2], "note": key[3],
+                           "at": time.time()})
+        return interaction_id
+
+
+STATE = web.AppKey("state", SandboxState)
+
+
+def create_app(state: SandboxState | None = None) -> web.Application:
+    app = web.Application(client_max_size=4 << 20)
+    app[STATE] = state or SandboxState()
+    app.router.add_post(PATH, soap_endpoint)
+    app.router.add_get(PATH, wsdl_endpoint)
+    app.router.add_get("/_sandbox/config", get_config)
+    app.router.add_post("/_sandbox/config", set_config)
+    app.router.add_get("/_sandbox/seed", get_seed)
+    app.router.add_post("/_sandbox/seed", set_seed)
+    app.router.add_get("/_sandbox/calls", get_calls)
+    app.router.add_post("/_sandbox/reset", reset)
+    return app
+
+
+async def wsdl_endpoint(request: web.Request) -> web.Response:
+    if "wsdl" not in {k.lower() for k in request.query}:
+        return web.Response(text="<html><body>Interaction Web Service (sandbox). "
+                                 "Append ?WSDL for the service description.</body></html>",
+                            content_type="text/html")
+    state = request.app[STATE]
+    location = str(request.url.with_query(None))
+    return web.Response(text=wsdl.render(state.namespace, state.action, location),
+                        content_type="text/xml")
+
+
+async def soap_endpoint(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE]
+    faults = state.faults
+    state.requests["total"] += 1
+    delay = faults.delay(state.rng)
+    if delay:
+        await asyncio.sleep(delay)
+    injected = faults.draw(state.rng)
+    if injected is not None:
+        state.requests[f"fault:{injected}"] += 1
+        if injected == "outage":
+            injected = {"html503": "html503", "reset": "reset", "error": "error"}[
+                faults.outage_mode]
+        response = await _inject(request, injected, faults)
+        if response is not None:
+            return response
+    version, action = _version_and_action(request)
+    if version is None:
+        return web.Response(status=415, text="Unsupported Media Type")
+    body = await request.read()
+    try:
+        if action is not None and action != state.action:
+            raise asmx.unrecognized_action(action)
+        call = asmx.read_request(body, version, state.namespace)
+    except asmx.AsmxFault as exc:
+        state.requests["fault"] += 1
+        return _soap(version, asmx.fault(version, exc), status=500)
+    code, interaction_id = _record(state, call, injected == "error")
+    state.requests[f"code:{code}"] += 1
+    return _soap(version, asmx.reply(version, state.namespace, code, interaction_id))
+
+
+def _version_and_action(request: web.Request) -> tuple[str | None, str | None]:
+    ctype = request.headers.get("Content-Type", "")
+    if ctype.startswith("text/xml"):
+        action = request.headers.get("SOAPAction")
+        return "1.1", (action or "").strip('"')
+    if ctype.startswith("application/soap+xml"):
+        for part in ctype.split(";")[1:]:
+            name, _, value = part.strip().partition("=")
+            if name.lower() == "action":
+                return "1.2", value.strip('"')
+        return "1.2", None
+    return None, None
+
+
+def _record(state: SandboxState, call: asmx.Call, fail: bool) -> tuple[int, int]:
+    if state.faults.force_code is not None:
+        code = state.faults.force_code
+    elif fail:
+        code = 1
+    elif any(v is None for v in call.fields.values()):
+        code = 2  # the platform expects every element, optional ones included
+    else:
+        f = {k: v or "" for k, v in call.fields.items()}
+        code = state.seed.return_code(f["SecurityToken"], f["AccountId"],
+                                      f["LocationExternalReference"],
+                                      f["InteractionTypeExternalReference"])
+        if code == 0 and len(f["InteractionNote"]) > 256:
+            code = 5
+        if code == 0:
+            return 0, state.accept(f)
+    return code, -1
+
+
+async def _inject(request: web.Request, fault: str, cfg: FaultConfig) -> web.StreamResponse | None:
+    if fault == "html502":
+        return _html(502, "Bad Gateway")
+    if fault == "html503":
+        return _html(503, "Service Temporarily Unavailable")
+    if fault == "hang":
+        await asyncio.sleep(cfg.hang_s)
+        return _html(504, "Gateway Time-out")
+    if fault == "reset":
+        if request.transport is not None:
+            request.transport.abort()
+        raise asyncio.CancelledError  # nothing more to say on a dead connection
+    if fault == "malformed":
+        return web.Response(body=b'<?xml version="1.0"?><soap:Envelope xmlns:soap="'
+                            + asmx.SOAP11.encode() + b'"><soap:Body><RecordInter',
+                            content_type="text/xml", charset="utf-8")
+    if fault == "huge":
+        return web.Response(body=b"<x>" + b"A" * (8 << 20) + b"</x>", content_type="text/xml")
+    if fault == "bomb":
+        lol = "".join(f'<!ENTITY l{i} "{f"&l{i - 1};" * 10}">' for i in range(1, 10))
+        return web.Response(text=f'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY l0 "lol">{lol}]>'
+                                 "<r>&l9;</r>", content_type="text/xml")
+    if fault == "trickle":
+        response = web.StreamResponse(headers={"Content-Type": "text/xml"})
+        await response.prepare(request)
+        for _ in range(int(cfg.hang_s)):
+            await response.write(b" ")
+            await asyncio.sleep(1)
+        return response
+    return None  # "error" is applied as return code 1 after parsing
+
+
+def _html(status: int, title: str) -> web.Response:
+    return web.Response(status=status, text=_HTML.format(status=status, title=title),
+                        content_type="text/html")
+
+
+def _soap(version: str, body: bytes, status: int = 200) -> web.Response:
+    return web.Response(status=status, body=body, content_type=asmx.content_type(version),
+                        charset="utf-8")
+
+
+async def get_config(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    return web.json_response({"namespace": state.namespace, **state.faults.as_dict()})
+
+
+async def set_config(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    try:
+        change = await request.json()
+        if "namespace" in change:
+            state.namespace = str(change.pop("namespace"))
+        state.faults.update(change)
+    except (ValueError, TypeError, AttributeError) as exc:
+        return web.json_response({"error": str(exc)}, status=400)
+    return await get_config(request)
+
+
+async def get_seed(request: web.Request) -> web.Response:
+    return web.json_response(request.app[STATE].seed.as_dict())
+
+
+async def set_seed(request: web.Request) -> web.Response:
+    try:
+        request.app[STATE].seed.apply(await request.json())
+    except (ValueError, TypeError, AttributeError) as exc:
+        return web.json_response({"error": str(exc)}, status=400)
+    return await get_seed(request)
+
+
+async def get_calls(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    limit = int(request.query.get("limit", "1000"))
+    return web.json_response({
+        "count": len(state.calls),
+        "duplicates": sum(n - 1 for n in state.keys.values() if n > 1),
+        "requests": dict(state.requests),
+        "calls": state.calls[-limit:] if limit else [],
+    })
+
+
+async def reset(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    state.seed, state.faults = Seed(), FaultConfig()
+    state.calls.clear()
+    state.keys.clear()
+    state.requests.clear()
+    state.namespace = DEFAULT_NAMESPACE
+    return web.json_response({"ok": True})
+
+
+def run(host: str, port: int, state: SandboxState) -> None:
+    web.run_app(create_app(state), host=host, port=port, access_log=None,
+                print=lambda *_: None, handle_signals=True)

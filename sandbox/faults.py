@@ -1,0 +1,66 @@
+"""Fault injection for the sandbox: latency with jitter, weighted faults, forced codes, outages."""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+# Each fault a request can draw; rates are probabilities per request.
+FAULTS = ("error", "html502", "hang", "reset", "malformed", "huge", "bomb", "trickle")
+OUTAGE_MODES = ("html503", "reset", "error")
+
+
+@dataclass
+class FaultConfig:
+    latency_ms: float = 0.0
+    jitter_ms: float = 0.0
+    rates: dict[str, float] = field(default_factory=dict)
+    force_code: int | None = None
+    outage_until: float = 0.0  # epoch seconds; every call fails until then
+    outage_mode: str = "html503"
+    hang_s: float = 600.0
+
+    def update(self, change: dict[str, Any]) -> None:
+        """Merge a control-endpoint body; ``outage_seconds`` starts an outage window now."""
+        for key, value in change.items():
+            if key == "rates":
+                for name, rate in value.items():
+                    if name not in FAULTS:
+                        raise ValueError(f"unknown fault {name!r}; known: {', '.join(FAULTS)}")
+                    if not 0 <= float(rate) <= 1:
+                        raise ValueError(f"rate of {name!r} must be within 0..1")
+                    self.rates[name] = float(rate)
+            elif key == "outage_seconds":
+                self.outage_until = time.time() + float(value) if value else 0.0
+            elif key == "outage_mode":
+                if value not in OUTAGE_MODES:
+                    raise ValueError(f"outage_mode must be one of {OUTAGE_MODES}")
+                self.outage_mode = value
+            elif key == "force_code":
+                self.force_code = None if value is None else int(value)
+            elif key in ("latency_ms", "jitter_ms", "hang_s"):
+                setattr(self, key, max(0.0, float(value)))
+            else:
+                raise ValueError(f"unknown setting {key!r}")
+
+    def delay(self, rng: random.Random) -> float:
+        jitter = rng.uniform(-self.jitter_ms, self.jitter_ms) if self.jitter_ms else 0.0
+        return max(0.0, self.latency_ms + jitter) / 1000
+
+    def draw(self, rng: random.Random) -> str | None:
+        """The fault this request suffers, if any."""
+        if self.outage_until > time.time():
+            return "outage"
+        roll = rng.random()
+        for name, rate in self.rates.items():
+            if roll < rate:
+                return name
+            roll -= rate
+        return None
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["outage_remaining_s"] = max(0.0, self.outage_until - time.time())
+        return data

@@ -1,0 +1,111 @@
+"""Process and port helpers for tests: every process started is stopped by PID."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05,
+               message: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(interval)
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def start(args: list[str], env: dict[str, str] | None = None, log: Path | None = None
+          ) -> subprocess.Popen[bytes]:
+    out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115
+    return subprocess.Popen([sys.executable, *args], cwd=ROOT, env={**os.environ, **(env or {})},
+                            stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 10) -> None:
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, sig)
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
+        except ProcessLookupError:
+            pass
+
+
+@dataclass
+class Sandbox:
+    """A running ``relay sandbox`` and its control API."""
+
+    port: int
+    proc: subprocess.Popen[bytes]
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return self.base + "/Services/Interaction.asmx"
+
+    def configure(self, **change: Any) -> dict[str, Any]:
+        r = requests.post(self.base + "/_sandbox/config", json=change, timeout=5)
+        r.raise_for_status()
+        result: dict[str, Any] = r.json()
+        return result
+
+    def seed(self, **change: Any) -> dict[str, Any]:
+        r = requests.post(self.base + "/_sandbox/seed", json=change, timeout=5)
+        r.raise_for_status()
+        result: dict[str, Any] = r.json()
+        return result
+
+    def calls(self, limit: int = 100000) -> dict[str, Any]:
+        result: dict[str, Any] = requests.get(self.base + f"/_sandbox/calls?limit={limit}",
+                                              timeout=10).json()
+        return result
+
+    def reset(self) -> None:
+        requests.post(self.base + "/_sandbox/reset", timeout=5).raise_for_status()
+
+
+def start_sandbox(*extra: str, log: Path | None = None) -> Sandbox:
+    port = free_port()
+    proc = start(["-m", "sandbox", "--port", str(port), *extra], log=log)
+    try:
+        wait_until(lambda: port_open(port) or proc.poll() is not None, 15, message="sandbox")
+        if proc.poll() is not None:
+            raise RuntimeError(f"sandbox exited with {proc.returncode}")
+    except BaseException:
+        stop(proc)
+        raise
+    return Sandbox(port, proc)

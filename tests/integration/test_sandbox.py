@@ -1,0 +1,151 @@
+"""The sandbox over real HTTP, driven through our client, and the transport's error mapping."""
+
+import time
+
+import pytest
+import requests
+
+from tests.helpers import Sandbox, free_port
+from tests.integration.wire import call
+from worker.errors import (
+    ClientFault,
+    ConnectFailed,
+    ConnectionLost,
+    HttpStatusError,
+    ReplyError,
+    ReplyTooLarge,
+    RequestTimeout,
+)
+from worker.transport import TransportSettings
+
+QUICK = TransportSettings(connect_timeout=1, read_timeout=1, total_timeout=2)
+
+
+@pytest.mark.parametrize(("fields", "code"), [
+    ({}, 0),
+    ({"token": "wrong"}, 100),
+    ({"token": "sandbox-noperm"}, 101),
+    ({"account": "12345"}, 300),
+    ({"account": "ABC123456"}, 300),
+    ({"account": "9123456"}, 301),
+    ({"location": "STORE-051"}, 503),
+    ({"kind": "PURCHASE"}, 1200),
+    # validation order: token before account before location before type
+    ({"token": "wrong", "account": "1", "location": "X", "kind": "Y"}, 100),
+    ({"account": "9123456", "location": "X"}, 301),
+    ({"location": "X", "kind": "Y"}, 503),
+])
+@pytest.mark.parametrize("version", ["1.1", "1.2"])
+def test_seed_rules(sandbox: Sandbox, fields: dict[str, str], code: int, version: str) -> None:
+    reply = call(sandbox.url, version=version, **fields)
+    assert reply.return_code == code
+    assert (reply.interaction_id > 0) == (code == 0)
+
+
+def test_ids_increase_and_calls_are_recorded(sandbox: Sandbox) -> None:
+    first = call(sandbox.url, note="a").interaction_id
+    second = call(sandbox.url, note="b").interaction_id
+    call(sandbox.url, note="b")
+    assert second > first
+    record = sandbox.calls()
+    assert record["count"] == 3 and record["duplicates"] == 1
+    assert [c["note"] for c in record["calls"]] == ["a", "b", "b"]
+
+
+def test_wrong_soapaction_is_an_http_500_client_fault(sandbox: Sandbox) -> None:
+    r = requests.post(sandbox.url, data=b"<x/>", timeout=5,
+                      headers={"Content-Type": "text/xml; charset=utf-8", "SOAPAction": '"nope"'})
+    assert r.status_code == 500
+    assert "<faultcode>soap:Client</faultcode>" in r.text
+    assert "Server did not recognize the value of HTTP Header SOAPAction: nope." in r.text
+    with pytest.raises(ClientFault, match="did not recognize"):
+        call(sandbox.url, action="urn:wrong")
+    with pytest.raises(ClientFault, match="did not recognize"):
+        call(sandbox.url, action="urn:wrong", version="1.2")
+
+
+def test_unreadable_body_and_soap12_fault_shape(sandbox: Sandbox) -> None:
+    action = "https://app.smartbutton.com/Services/RecordInteraction"
+    r = requests.post(sandbox.url, data=b"<soap:Envelope", timeout=5, headers={
+        "Content-Type": f'application/soap+xml; charset=utf-8; action="{action}"'})
+    assert r.status_code == 500
+    assert "<soap:Value>soap:Sender</soap:Value>" in r.text
+    assert "There is an error in XML document (1, " in r.text
+
+
+def test_missing_element_is_code_2(sandbox: Sandbox) -> None:
+    body = ('<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body>'
+            '<RecordInteraction xmlns="https://app.smartbutton.com/Services/">'
+            "<preqRecordInteraction><SecurityToken>sandbox-token</SecurityToken>"
+            "<AccountId>123456</AccountId><LocationExternalReference>STORE-001"
+            "</LocationExternalReference><InteractionTypeExternalReference>VISIT"
+            "</InteractionTypeExternalReference></preqRecordInteraction></RecordInteraction>"
+            "</soap:Body></soap:Envelope>")
+    r = requests.post(sandbox.url, data=body, timeout=5, headers={
+        "Content-Type": "text/xml; charset=utf-8",
+        "SOAPAction": '"https://app.smartbutton.com/Services/RecordInteraction"'})
+    assert r.status_code == 200 and "<ReturnCode>2</ReturnCode>" in r.text
+
+
+def test_seed_changes_at_runtime(sandbox: Sandbox) -> None:
+    assert call(sandbox.url, location="MALL-9").return_code == 503
+    sandbox.seed(add={"locations": ["MALL-9"], "tokens": ["new-token"]})
+    assert call(sandbox.url, location="MALL-9", token="new-token").return_code == 0
+    sandbox.seed(remove={"accounts": ["123456"]})
+    assert call(sandbox.url).return_code == 300
+
+
+def test_wsdl_is_served(sandbox: Sandbox) -> None:
+    r = requests.get(sandbox.url + "?WSDL", timeout=5)
+    assert r.status_code == 200
+    assert 'targetNamespace="https://app.smartbutton.com/Services/"' in r.text
+    assert 'elementFormDefault="qualified"' in r.text
+    assert 'binding name="InteractionSoap12"' in r.text
+
+
+@pytest.mark.parametrize(("fault", "error", "match"), [
+    ("html502", HttpStatusError, "HTTP 502"),
+    ("hang", RequestTimeout, "no reply"),
+    ("trickle", RequestTimeout, "no reply"),
+    ("reset", ConnectionLost, "lost"),
+    ("malformed", ReplyError, "not well-formed"),
+    ("huge", ReplyTooLarge, "exceeds cap"),
+    ("bomb", ReplyError, "DTD"),
+])
+def test_fault_injection(sandbox: Sandbox, fault: str, error: type, match: str) -> None:
+    sandbox.configure(rates={fault: 1.0}, hang_s=5)
+    started = time.monotonic()
+    with pytest.raises(error, match=match):
+        call(sandbox.url, transport=QUICK)
+    assert time.monotonic() - started < 3
+    sandbox.configure(rates={fault: 0.0})
+    assert call(sandbox.url).return_code == 0
+
+
+def test_error_rate_forced_code_and_outage(sandbox: Sandbox) -> None:
+    sandbox.configure(rates={"error": 1.0})
+    assert call(sandbox.url).return_code == 1
+    sandbox.configure(rates={"error": 0.0}, force_code=6)
+    assert call(sandbox.url).return_code == 6
+    sandbox.configure(force_code=None, outage_seconds=0.5)
+    with pytest.raises(HttpStatusError, match="HTTP 503"):
+        call(sandbox.url)
+    time.sleep(0.6)
+    assert call(sandbox.url).return_code == 0
+
+
+def test_latency_with_jitter(sandbox: Sandbox) -> None:
+    sandbox.configure(latency_ms=200, jitter_ms=20)
+    started = time.monotonic()
+    call(sandbox.url)
+    assert 0.17 < time.monotonic() - started < 1.5
+
+
+def test_control_rejects_unknown_settings(sandbox: Sandbox) -> None:
+    r = requests.post(sandbox.base + "/_sandbox/config", json={"rates": {"meteor": 1}}, timeout=5)
+    assert r.status_code == 400 and "unknown fault 'meteor'" in r.text
+
+
+def test_nothing_listening_is_connect_failed() -> None:
+    with pytest.raises(ConnectFailed, match="cannot connect"):
+        call(f"http://127.0.0.1:{free_port()}/Services/Interaction.asmx", transport=QUICK)

@@ -1,0 +1,55 @@
+"""Logs and alerts: one structured line per outcome, one alert per circuit incident.
+
+Observers never fail a delivery: every hook swallows its own errors (the task decides, the
+observers only watch).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+log = logging.getLogger("relay.outcome")
+alerts = logging.getLogger("relay.alert")
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        data = {"ts": self.formatTime(record), "level": record.levelname, "logger": record.name,
+                "message": record.getMessage(), **getattr(record, "relay", {})}
+        return json.dumps(data, default=str)
+
+
+def configure_logging(as_json: bool, level: int = logging.INFO) -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter() if as_json else logging.Formatter(
+        "%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("relay")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+def outcome(outcome: str, **fields: Any) -> None:
+    try:
+        text = " ".join(f"{k}={v}" for k, v in fields.items() if v not in (None, ""))
+        level = logging.INFO if outcome in ("delivered", "retry", "waiting") else logging.WARNING
+        log.log(level, "%s %s", outcome, text, extra={"relay": {"outcome": outcome, **fields}})
+    except Exception:  # noqa: S110 - an observer must never fail the delivery
+        pass
+
+
+def alert(message: str, **fields: Any) -> None:
+    """Operator-facing alert: an error log line and, when configured, a Sentry event."""
+    try:
+        alerts.error("%s %s", message, fields, extra={"relay": {"alert": message, **fields}})
+        import sentry_sdk
+
+        if sentry_sdk.get_client().is_active():
+            with sentry_sdk.new_scope() as scope:
+                for key, value in fields.items():
+                    scope.set_tag(key, str(value))
+                sentry_sdk.capture_message(message, level="error")
+    except Exception:  # noqa: S110 - an observer must never fail the delivery
+        pass

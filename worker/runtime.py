@@ -1,0 +1,95 @@
+"""Per-process worker runtime: one event loop thread, one aiohttp session, one Redis pool.
+
+Celery has no native asyncio. Task threads (the threads pool) hand each SOAP call to a single
+event loop running in a background thread, so one process keeps many calls in flight over one
+keep-alive session while Celery handles acks, prefetch and shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import redis
+
+from producers.events import Interaction
+from worker.client import Endpoint, SoapClient
+from worker.delivery import Deliverer
+from worker.errors import RequestTimeout
+from worker.schedule import Mover, Schedule
+from worker.settings import Settings
+from worker.soap import Reply
+from worker.transport import AiohttpTransport
+
+Send = Callable[[dict[str, Any]], None]
+
+
+class Runtime:
+    def __init__(self, settings: Settings, send: Send) -> None:
+        self.settings = settings
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="relay-io",
+                                        daemon=True)
+        self._thread.start()
+        self.transport = AiohttpTransport(settings.transport)
+        self.client = SoapClient(self.transport)
+        self.redis = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=5,
+                                          socket_timeout=10, health_check_interval=30)
+        self.deliverer = Deliverer(settings, self.redis, self.call)
+        self.mover = Mover(Schedule(self.redis), send, settings.scheduler_interval)
+        self._in_flight = threading.BoundedSemaphore(max(1, settings.in_flight))
+
+    def call(self, event: Interaction, endpoint: Endpoint) -> Reply:
+        """Run one SOAP call on the I/O loop and wait for it (from a task thread)."""
+        with self._in_flight:
+            future = asyncio.run_coroutine_threadsafe(
+                self.client.record_interaction(event, endpoint), self.loop)
+            try:
+                return future.result(timeout=self.settings.transport.total_timeout + 5)
+            except concurrent.futures.TimeoutError:
+                future.cancel()
+                raise RequestTimeout("no reply in time (worker-side guard)") from None
+
+    def deliver(self, message: Any) -> str:
+        return self.deliverer.deliver(message)
+
+    def start_mover(self) -> None:
+        if not self.mover.is_alive():
+            self.mover.start()
+
+    def close(self) -> None:
+        self.mover.stop()
+        asyncio.run_coroutine_threadsafe(self.transport.close(), self.loop).result(timeout=5)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=5)
+        self.redis.close()
+
+
+_runtime: Runtime | None = None
+_lock = threading.Lock()
+
+
+def get(settings: Settings, send: Send) -> Runtime:
+    global _runtime  # noqa: PLW0603 - one runtime per process, made on first use
+    if _runtime is None:
+        with _lock:
+            if _runtime is None:
+                _runtime = Runtime(settings, send)
+    return _runtime
+
+
+def shutdown() -> None:
+    global _runtime  # noqa: PLW0603
+    with _lock:
+        if _runtime is not None:
+            _runtime.close()
+            _runtime = None
+
+
+def forget_after_fork() -> None:
+    """A forked child inherits the parent's runtime object but not its loop thread."""
+    global _runtime  # noqa: PLW0603
+    _runtime = None

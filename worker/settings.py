@@ -1,0 +1,139 @@
+"""Worker settings from the environment (design.md section 7), frozen, with secrets masked.
+
+Every knob has a documented default; ``relay check`` prints the effective values.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from producers.broker import VISIBILITY_TIMEOUT_S
+from producers.errors import ConfigError
+from producers.events import DEFAULT_TENANT
+from producers.settings import environment, mask_url, redis_url
+from worker.backoff import Backoff
+from worker.client import Endpoint
+from worker.policy import Policy
+from worker.secret import Secret
+from worker.soap import DEFAULT_NAMESPACE, VERSIONS
+from worker.transport import TransportSettings
+
+PRODUCTION_URL = "https://app.kognitivloyalty.com/Services/Interaction.asmx"
+
+
+@dataclass(frozen=True)
+class BreakerSettings:
+    """A tenant's circuit opens after ``threshold`` failures in a row (at once for credential
+    codes) and lets one probe through every ``cooldown`` seconds, growing to ``max_cooldown``."""
+
+    threshold: int = 5
+    cooldown: float = 5.0
+    max_cooldown: float = 60.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    tenants: Mapping[str, Endpoint] = field(default_factory=dict)
+    transport: TransportSettings = field(default_factory=TransportSettings)
+    backoff: Backoff = field(default_factory=Backoff)
+    breaker: BreakerSettings = field(default_factory=BreakerSettings)
+    policy: Policy = field(default_factory=Policy)
+    visibility_timeout: int = VISIBILITY_TIMEOUT_S
+    rate_limit: float = 0.0  # deliveries/s per tenant across the pool; 0 = unlimited
+    in_flight: int = 256  # SOAP calls in flight per worker process
+    scheduler_interval: float = 0.2
+    log_json: bool = False
+    sentry_dsn: Secret = field(default_factory=lambda: Secret(""))
+    environment: str = "production"
+
+    def __repr__(self) -> str:
+        parts = [f"{f.name}={getattr(self, f.name)!r}" for f in fields(self)
+                 if f.name not in ("redis_url", "policy")]
+        return f"Settings(redis_url={mask_url(self.redis_url)!r}, {', '.join(parts)})"
+
+    def endpoint(self, tenant: str) -> Endpoint:
+        try:
+            return self.tenants[tenant]
+        except KeyError:
+            raise ConfigError(f"unknown tenant {tenant!r}: add it to RELAY_TENANTS") from None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        values = environment(env)
+        get = values.get
+        version = get("RELAY_SOAP_VERSION", "1.1")
+        if version not in VERSIONS:
+            raise ConfigError(f"RELAY_SOAP_VERSION must be one of {VERSIONS}, not {version!r}")
+        default = Endpoint(url=get("RELAY_SOAP_URL") or PRODUCTION_URL,
+                           token=Secret(get("RELAY_SECURITY_TOKEN", "")),
+                           namespace=get("RELAY_SOAP_NAMESPACE") or DEFAULT_NAMESPACE,
+                           action=get("RELAY_SOAP_ACTION") or None, version=version)
+        tenants = {DEFAULT_TENANT: default, **_tenants(get("RELAY_TENANTS", ""), default)}
+        return cls(
+            redis_url=redis_url(values),
+            tenants=tenants,
+            transport=TransportSettings(
+                connect_timeout=_num(values, "RELAY_CONNECT_TIMEOUT", 5.0),
+                read_timeout=_num(values, "RELAY_READ_TIMEOUT", 30.0),
+                total_timeout=_num(values, "RELAY_TOTAL_TIMEOUT", 60.0),
+                pool_limit=int(_num(values, "RELAY_POOL_LIMIT", 256)),
+                max_reply_bytes=int(_num(values, "RELAY_MAX_REPLY_BYTES", 1 << 20))),
+            backoff=Backoff(base=_num(values, "RELAY_BACKOFF_BASE", 2.0),
+                            factor=_num(values, "RELAY_BACKOFF_FACTOR", 2.0),
+                            cap=_num(values, "RELAY_BACKOFF_CAP", 600.0),
+                            max_attempts=int(_num(values, "RELAY_MAX_ATTEMPTS", 12)),
+                            max_age=_num(values, "RELAY_MAX_AGE", 86400.0)),
+            breaker=BreakerSettings(threshold=int(_num(values, "RELAY_BREAKER_THRESHOLD", 5)),
+                                    cooldown=_num(values, "RELAY_BREAKER_COOLDOWN", 5.0),
+                                    max_cooldown=_num(values, "RELAY_BREAKER_MAX_COOLDOWN", 60.0)),
+            policy=Policy.with_overrides(get("RELAY_POLICY")),
+            visibility_timeout=int(_num(values, "RELAY_VISIBILITY_TIMEOUT", VISIBILITY_TIMEOUT_S)),
+            rate_limit=_num(values, "RELAY_RATE_LIMIT", 0.0),
+            in_flight=int(_num(values, "RELAY_IN_FLIGHT", 256)),
+            scheduler_interval=_num(values, "RELAY_SCHEDULER_INTERVAL", 0.2),
+            log_json=get("RELAY_LOG_FORMAT", "text") == "json",
+            sentry_dsn=Secret(get("RELAY_SENTRY_DSN") or get("SENTRY_DSN") or ""),
+            environment=get("RELAY_ENVIRONMENT", "production"),
+        )
+
+
+def _num(values: Mapping[str, str], name: str, default: float) -> float:
+    raw = values.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        number = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, not {raw!r}") from None
+    if number < 0:
+        raise ConfigError(f"{name} must not be negative")
+    return number
+
+
+def _tenants(raw: str, default: Endpoint) -> dict[str, Endpoint]:
+    """``RELAY_TENANTS``: JSON, or a path to a JSON file: ``{"acme": {"token": "...",
+    "url": "...", "namespace": "...", "version": "1.2"}}``; missing keys inherit the default."""
+    if not raw.strip():
+        return {}
+    try:
+        text = raw if raw.lstrip().startswith("{") else Path(raw).read_text()
+        data: Any = json.loads(text)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"RELAY_TENANTS is neither JSON nor a readable JSON file: "
+                          f"{type(exc).__name__}") from None
+    if not isinstance(data, dict):
+        raise ConfigError("RELAY_TENANTS must map tenant names to objects")
+    tenants = {}
+    for name, spec in data.items():
+        if not isinstance(spec, dict) or not isinstance(spec.get("token"), str):
+            raise ConfigError(f"RELAY_TENANTS[{name!r}] needs a string 'token'")
+        tenants[name] = Endpoint(url=spec.get("url") or default.url, token=Secret(spec["token"]),
+                                 namespace=spec.get("namespace") or default.namespace,
+                                 action=spec.get("action") or default.action,
+                                 version=spec.get("version") or default.version)
+    return tenants

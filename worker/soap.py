@@ -1,0 +1,175 @@
+"""SOAP codec for RecordInteraction (ASP.NET .asmx, document/literal), built on xmltodict.
+
+Requests always carry every element: the platform answers code 2 when one is missing, so an
+absent note goes out as an empty ``<InteractionNote>``. Replies are read whatever prefixes the
+server chose; a DTD is refused before parsing so no entity is ever expanded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from xml.parsers.expat import ExpatError
+
+import xmltodict
+
+from producers.events import Interaction
+from worker.errors import ClientFault, ReplyError, ServerFault, SoapFault
+from worker.secret import Secret
+
+SOAP11_NS = "http://schemas.xmlsoap.org/soap/envelope/"
+SOAP12_NS = "http://www.w3.org/2003/05/soap-envelope"
+DEFAULT_NAMESPACE = "https://app.smartbutton.com/Services/"
+METHOD = "RecordInteraction"
+VERSIONS = ("1.1", "1.2")
+
+_CLIENT_CODES = frozenset({"Client", "Sender", "VersionMismatch", "MustUnderstand"})
+_EXCERPT = 200
+
+
+@dataclass(frozen=True, slots=True)
+class SoapRequest:
+    """Bytes and headers ready to POST. Holds the token: never log or store one."""
+
+    body: bytes
+    headers: Mapping[str, str]
+
+    def __repr__(self) -> str:
+        return f"SoapRequest(<{len(self.body)} bytes>)"
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A parsed RecordInteraction reply: the platform's return code and the interaction id."""
+
+    return_code: int
+    interaction_id: int
+
+
+def default_action(namespace: str) -> str:
+    """.asmx SOAPAction: the namespace, a slash, the method."""
+    return namespace.rstrip("/") + "/" + METHOD
+
+
+def build_request(event: Interaction, token: Secret, *, namespace: str = DEFAULT_NAMESPACE,
+                  action: str | None = None, version: str = "1.1") -> SoapRequest:
+    if version not in VERSIONS:
+        raise ValueError(f"SOAP version must be one of {VERSIONS}, not {version!r}")
+    action = action or default_action(namespace)
+    fields = {
+        "SecurityToken": token.reveal(),
+        "AccountId": event.account_id,
+        "LocationExternalReference": event.location,
+        "InteractionTypeExternalReference": event.interaction_type,
+        "InteractionNote": event.note,
+    }
+    envelope = {
+        "soap:Envelope": {
+            "@xmlns:xsi": "http://www.w3.org/2001/XMLSchema-instance",
+            "@xmlns:xsd": "http://www.w3.org/2001/XMLSchema",
+            "@xmlns:soap": SOAP11_NS if version == "1.1" else SOAP12_NS,
+            "soap:Body": {METHOD: {"@xmlns": namespace, "preqRecordInteraction": fields}},
+        }
+    }
+    xml: str = xmltodict.unparse(envelope, encoding="utf-8")
+    # XML parsers turn a raw CR into LF; a character reference keeps it through the round trip.
+    body = xml.replace("\r", "&#13;").encode("utf-8")
+    if version == "1.1":
+        headers = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": f'"{action}"'}
+    else:
+        headers = {"Content-Type": f'application/soap+xml; charset=utf-8; action="{action}"'}
+    return SoapRequest(body, headers)
+
+
+def parse_reply(body: bytes) -> Reply:
+    """Read a reply body; raise ``SoapFault`` for a Fault, ``ReplyError`` for anything else odd."""
+    payload = _body_element(body)
+    name, content = payload
+    if name == "Fault":
+        raise _fault(content)
+    if name != f"{METHOD}Response":
+        raise ReplyError(f"expected <{METHOD}Response>, found <{name}>")
+    result = _child(content, f"{METHOD}Result")
+    if not isinstance(result, Mapping):
+        raise ReplyError(f"<{METHOD}Response> has no <{METHOD}Result>")
+    return Reply(_integer(result, "ReturnCode"), _integer(result, "InteractionId", default=-1))
+
+
+def parse_fault(body: bytes) -> SoapFault | None:
+    """The Fault in a body, or None when the body holds no readable Fault (e.g. an HTML page)."""
+    try:
+        name, content = _body_element(body)
+    except ReplyError:
+        return None
+    return _fault(content) if name == "Fault" else None
+
+
+def _body_element(body: bytes) -> tuple[str, Any]:
+    if b"<!DOCTYPE" in body or b"<!ENTITY" in body:
+        raise ReplyError("reply declares a DTD or entities; refused unparsed")
+    # Servers and proxies sometimes put a BOM or blank lines before the XML declaration.
+    body = body.removeprefix(b"\xef\xbb\xbf").lstrip()
+    try:
+        doc = xmltodict.parse(body, process_namespaces=True, namespace_separator=" ",
+                              postprocessor=_local_name, disable_entities=True)
+    except (ExpatError, ValueError) as exc:
+        raise ReplyError(f"reply is not well-formed XML ({exc}): {_excerpt(body)!r}") from exc
+    if not isinstance(doc, Mapping) or not doc:
+        raise ReplyError("reply is empty")
+    root, envelope = next(iter(doc.items()))
+    if root != "Envelope":
+        raise ReplyError(f"expected a SOAP <Envelope>, found <{root}>")
+    if not isinstance(envelope, Mapping) or "Body" not in envelope:
+        raise ReplyError("SOAP envelope has no <Body>")
+    soap_body = envelope["Body"] or {}
+    children = [(k, v) for k, v in soap_body.items() if not k.startswith("@")]
+    if not children:
+        raise ReplyError("SOAP <Body> is empty")
+    return children[0]
+
+
+def _local_name(_path: Any, key: str, value: Any) -> tuple[str, Any]:
+    # Namespaced names arrive as "uri name"; attributes keep their "@".
+    if " " in key:
+        prefix = "@" if key.startswith("@") else ""
+        key = prefix + key.rsplit(" ", 1)[1]
+    return key, value
+
+
+def _child(node: Any, name: str) -> Any:
+    return node.get(name) if isinstance(node, Mapping) else None
+
+
+def _text(node: Any) -> str:
+    if isinstance(node, Mapping):
+        node = node.get("#text", "")
+    return node.strip() if isinstance(node, str) else ""
+
+
+def _integer(result: Mapping[str, Any], name: str, default: int | None = None) -> int:
+    raw = _text(result.get(name))
+    if not raw:
+        if default is not None:
+            return default
+        raise ReplyError(f"<{METHOD}Result> has no <{name}>")
+    try:
+        return int(raw)
+    except ValueError:
+        raise ReplyError(f"<{name}> is not an integer: {raw[:40]!r}") from None
+
+
+def _fault(content: Any) -> SoapFault:
+    if _child(content, "faultcode") is not None:  # SOAP 1.1
+        code, reason = _text(content["faultcode"]), _text(_child(content, "faultstring"))
+    else:  # SOAP 1.2
+        code = _text(_child(_child(content, "Code"), "Value"))
+        text = _child(_child(content, "Reason"), "Text")
+        reason = _text(text[0] if isinstance(text, list) else text)
+    local = code.rsplit(":", 1)[-1]
+    kind = ClientFault if local in _CLIENT_CODES else ServerFault
+    return kind(code or "soap:Server", reason)
+
+
+def _excerpt(body: bytes) -> str:
+    return body[:_EXCERPT].decode("utf-8", "replace")
