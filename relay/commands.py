@@ -1,19 +1,155 @@
-"""Handlers of the ``relay`` subcommands that touch the pipeline."""
+"""Handlers of the ``relay`` subcommands: parse, call the library, print."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import re
+import sys
 from collections.abc import Callable
 from typing import Any
 
 from relay import exitcodes
-from relay.output import emit
+from relay.output import emit, error
 
 Command = Callable[..., argparse.ArgumentParser]
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd]?)")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def register(command: Command) -> None:
-    """Add the pipeline subcommands (filled in as the pipeline grows)."""
+    send = command("send", cmd_send, "validate and enqueue one interaction")
+    send.add_argument("--account", required=True, help="AccountId (1-60 characters)")
+    send.add_argument("--location", required=True, help="LocationExternalReference")
+    send.add_argument("--type", required=True, dest="interaction_type",
+                      help="InteractionTypeExternalReference")
+    send.add_argument("--note", default="", help="InteractionNote (<= 256 characters)")
+    send.add_argument("--tenant", help="tenant name (maps to its token in RELAY_TENANTS)")
+    send.add_argument("--event-id", help="idempotency key; generated when absent")
+
+    status = command("status", cmd_status, "pool-wide counters, or one event's record")
+    status.add_argument("event_id", nargs="?")
+
+    dlq = command("dlq", cmd_dlq, "inspect, replay, purge or export dead letters")
+    dlq.add_argument("action", choices=["list", "show", "replay", "purge", "export"])
+    dlq.add_argument("ids", nargs="*", metavar="EVENT_ID")
+    dlq.add_argument("--code", type=int, help="only this return code")
+    dlq.add_argument("--tenant", help="only this tenant")
+    dlq.add_argument("--signal", help="only this signal, e.g. http:502 or fault:client")
+    dlq.add_argument("--older-than", type=duration, help="e.g. 30m, 2h, 1d")
+    dlq.add_argument("--newer-than", type=duration, help="e.g. 30m, 2h, 1d")
+    dlq.add_argument("--limit", type=int, help="at most this many (list, export)")
+    dlq.add_argument("--all", action="store_true", help="replay/purge every entry")
+    dlq.add_argument("--yes", action="store_true", help="purge without asking")
+    dlq.add_argument("--output", help="export to this file (JSON lines) instead of stdout")
+
+    dev = command("dev", cmd_dev, "all-in-one: embedded Redis, sandbox, worker, live counters")
+    dev.add_argument("--no-api", action="store_true", help="do not start the HTTP API")
+
+
+def duration(text: str) -> float:
+    match = _DURATION.fullmatch(text.strip())
+    if not match:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 90s, 30m, 2h, 1d")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def _producer() -> Any:
+    from producers import Producer
+
+    return Producer()
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    producer = _producer()
+    fields = {"account_id": args.account, "location": args.location,
+              "interaction_type": args.interaction_type, "note": args.note,
+              "tenant": args.tenant, "event_id": args.event_id}
+    event_id = producer.record(**{k: v for k, v in fields.items() if v is not None})
+    emit({"event_id": event_id}, args.json, f"enqueued {event_id}")
+    return exitcodes.OK
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from worker.overview import one_line, overview
+
+    producer = _producer()
+    if args.event_id:
+        record = producer.status(args.event_id)
+        if record is None:
+            error(f"no event {args.event_id!r} (unknown, or its record expired)")
+            return exitcodes.NOT_FOUND
+        emit(record, args.json)
+        return exitcodes.OK
+    view = overview(producer.redis)
+    emit(view, args.json, one_line(view))
+    return exitcodes.OK
+
+
+def cmd_dlq(args: argparse.Namespace) -> int:
+    from worker.deadletter import DeadLetters, Filter
+
+    producer = _producer()
+    store = DeadLetters(producer.redis)
+    flt = Filter(code=args.code, tenant=args.tenant, signal=args.signal,
+                 older_than=args.older_than, newer_than=args.newer_than)
+    filtered = any(v is not None for v in (args.code, args.tenant, args.signal,
+                                           args.older_than, args.newer_than))
+    if args.action == "show":
+        found = [e for e in (store.get(i) for i in args.ids) if e is not None]
+        if len(found) < len(args.ids) or not args.ids:
+            error("no such dead letter" if args.ids else "dlq show needs an EVENT_ID")
+            return exitcodes.NOT_FOUND if args.ids else exitcodes.USAGE
+        emit(found if len(found) > 1 else found[0], args.json)
+        return exitcodes.OK
+    if args.action in ("list", "export"):
+        return _listing(store, flt, args)
+    ids = args.ids or ([e["event"]["event_id"] for e in store.entries(flt)]
+                       if filtered or args.all else [])
+    if not ids:
+        error(f"dlq {args.action}: name EVENT_IDs, a filter (--code, --tenant ...) or --all")
+        return exitcodes.USAGE
+    if args.action == "replay":
+        done = store.replay(ids, producer.send)
+        emit({"replayed": done}, args.json, f"replayed {len(done)} event(s)")
+        return exitcodes.OK if done else exitcodes.NOT_FOUND
+    if not args.yes:
+        if not sys.stdin.isatty():
+            error(f"refusing to purge {len(ids)} dead letter(s) without --yes")
+            return exitcodes.USAGE
+        if input(f"purge {len(ids)} dead letter(s) for good? [y/N] ").strip().lower() != "y":
+            return exitcodes.FAILURE
+    removed = store.remove(ids)
+    emit({"purged": removed}, args.json, f"purged {removed} dead letter(s)")
+    return exitcodes.OK
+
+
+def _listing(store: Any, flt: Any, args: argparse.Namespace) -> int:
+    entries = store.entries(flt, args.limit)
+    if args.action == "export":
+        out = open(args.output, "w") if args.output else sys.stdout  # noqa: SIM115
+        try:
+            count = 0
+            for entry in entries:
+                out.write(json.dumps(entry) + "\n")
+                count += 1
+        finally:
+            if args.output:
+                out.close()
+        if args.output:
+            print(f"exported {count} dead letter(s) to {args.output}", file=sys.stderr)
+        return exitcodes.OK
+    rows = list(entries)
+    lines = [f"{e['event']['event_id']}  code={e['code']}  signal={e['signal']}  "
+             f"tenant={e['tenant']}  attempts={e['attempts']}  {e['reason']}" for e in rows]
+    emit(rows, args.json, "\n".join(lines) or "no dead letters")
+    return exitcodes.OK
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    from relay.dev import run_dev
+
+    return run_dev(with_api=not args.no_api)
 
 
 def check(args: argparse.Namespace) -> int:

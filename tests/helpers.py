@@ -109,3 +109,50 @@ def start_sandbox(*extra: str, log: Path | None = None) -> Sandbox:
         stop(proc)
         raise
     return Sandbox(port, proc)
+
+
+REDIS_DB = 13  # the test suite's own database; only it is ever flushed
+
+
+def system_redis_url() -> str | None:
+    """The machine's Redis at 6379, when one answers."""
+    import redis
+
+    url = f"redis://127.0.0.1:6379/{REDIS_DB}"
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=0.5).ping()
+    except redis.RedisError:
+        return None
+    return url
+
+
+def clear_app_data(client: Any) -> None:
+    """Delete the relay's own keys (not Celery's bindings, which a running worker needs)."""
+    from producers import keys
+
+    for pattern in [*keys.app_key_patterns(), keys.PREFIX + keys.QUEUE]:
+        batch = list(client.scan_iter(match=pattern, count=1000))
+        if batch:
+            client.delete(*batch)
+
+
+@dataclass
+class Worker:
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def start_worker(env: dict[str, str], log: Path, *extra: str) -> Worker:
+    proc = start(["-m", "relay", "worker", *extra], env=env, log=log)
+    try:
+        wait_until(lambda: "ready." in log.read_text(errors="replace") or proc.poll() is not None,
+                   30, 0.1, "worker ready")
+        if proc.poll() is not None:
+            raise RuntimeError(f"worker exited: {log.read_text()[-2000:]}")
+    except BaseException:
+        stop(proc)
+        raise
+    return Worker(proc, log)

@@ -20,8 +20,8 @@ from worker.settings import BreakerSettings
 
 FAIL_WINDOW_S = 60
 
-# KEYS: fails, incident, open, probe.
-# ARGV: threshold, cooldown, max_cooldown, force, reason, now, failure window
+# KEYS: fails, incident, open, probe, stats.
+# ARGV: threshold, cooldown, max_cooldown, force, reason, now, failure window, tenant
 # Returns 1 when this call opened a new incident, 0 otherwise.
 _FAILURE = """
 local incident = redis.call('GET', KEYS[2])
@@ -43,6 +43,10 @@ end
 redis.call('SET', KEYS[2], cjson.encode(record))
 redis.call('SET', KEYS[3], ARGV[5], 'PX', math.floor(record.cooldown * 1000))
 redis.call('DEL', KEYS[4])
+if opened_new == 1 then
+  redis.call('HINCRBY', KEYS[5], 'circuit_opened', 1)
+  redis.call('HINCRBY', KEYS[5], 'circuit_opened:' .. ARGV[8], 1)
+end
 return opened_new
 """
 
@@ -60,10 +64,10 @@ class Circuit:
     def failure(self, tenant: str, reason: str, force: bool = False) -> bool:
         """Count a failure (``force``: open now); True when this opened a new incident."""
         s = self.settings
-        return bool(self._failure(keys=circuit_keys(tenant),
+        return bool(self._failure(keys=[*circuit_keys(tenant), keys.STATS],
                                   args=[s.threshold, s.cooldown, s.max_cooldown,
                                         1 if force else 0, reason[:200], time.time(),
-                                        FAIL_WINDOW_S]))
+                                        FAIL_WINDOW_S, tenant]))
 
     @staticmethod
     def success(pipe: Any, tenant: str) -> None:

@@ -1,0 +1,48 @@
+"""The Python producer API against a real Redis-protocol server."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import redis
+
+from producers import EnqueueError, Producer, ValidationError
+from tests.helpers import free_port
+
+
+@pytest.fixture
+def producer(redis_url: str) -> Producer:
+    redis.Redis.from_url(redis_url).flushdb()
+    return Producer(redis_url)
+
+
+def test_record_returns_id_and_queues_one_json_message(producer: Producer) -> None:
+    event_id = producer.record(account_id="123456", location="STORE-001",
+                               interaction_type="VISIT", note="hello")
+    assert producer.status(event_id)["state"] == "queued"  # type: ignore[index]
+    raw = producer.redis.lrange("relay:deliveries", 0, -1)
+    assert len(raw) == 1
+    assert b'"content-type": "application/json"' in raw[0]
+
+
+def test_duplicate_event_id_enqueues_once(producer: Producer) -> None:
+    for _ in range(3):
+        producer.record(account_id="1234567", location="STORE-001", interaction_type="VISIT",
+                        event_id="dup-1")
+    assert producer.redis.llen("relay:deliveries") == 1
+
+
+def test_invalid_input_enqueues_nothing(producer: Producer) -> None:
+    with pytest.raises(ValidationError, match="account_id: must be at most 60"):
+        producer.record(account_id="1" * 61, location="STORE-001", interaction_type="VISIT")
+    assert producer.redis.llen("relay:deliveries") == 0
+
+
+def test_unreachable_redis_fails_fast_with_a_clear_error() -> None:
+    producer = Producer(f"redis://:hunter2@127.0.0.1:{free_port()}/0")
+    started = time.monotonic()
+    with pytest.raises(EnqueueError, match="unreachable") as info:
+        producer.record(account_id="123456", location="STORE-001", interaction_type="VISIT")
+    assert time.monotonic() - started < 5
+    assert "hunter2" not in str(info.value)
