@@ -148,8 +148,8 @@ class Worker:
 def start_worker(env: dict[str, str], log: Path, *extra: str) -> Worker:
     proc = start(["-m", "relay", "worker", *extra], env=env, log=log)
     try:
-        wait_until(lambda: "ready." in log.read_text(errors="replace") or proc.poll() is not None,
-                   30, 0.1, "worker ready")
+        wait_until(lambda: "relay worker ready" in log.read_text(errors="replace")
+                   or proc.poll() is not None, 30, 0.1, "worker ready")
         if proc.poll() is not None:
             raise RuntimeError(f"worker exited: {log.read_text()[-2000:]}")
     except BaseException:

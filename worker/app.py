@@ -7,6 +7,8 @@ chatter; nothing here uses them).
 
 from __future__ import annotations
 
+import logging
+import os
 from typing import Any
 
 from celery import Celery, signals
@@ -24,8 +26,11 @@ app.conf.update(worker_prefetch_multiplier=4, worker_concurrency=64, worker_pool
                 worker_cancel_long_running_tasks_on_connection_loss=False)
 app.conf.include = ["worker.tasks"]
 
+log = logging.getLogger("relay.worker")
+# Celery's own per-task "received"/"succeeded" lines cost CPU on the consumer's one thread;
+# our relay.outcome logger already writes one line per outcome.
 DEFAULT_ARGS = ["-P", "threads", "-c", "64", "--without-mingle", "--without-gossip",
-                "--without-heartbeat", "-Q", keys.QUEUE, "-l", "INFO"]
+                "--without-heartbeat", "-Q", keys.QUEUE, "-l", "WARNING"]
 
 
 def send(message: dict[str, Any]) -> None:
@@ -39,6 +44,7 @@ def current() -> runtime.Runtime:
 @signals.worker_ready.connect
 def _start_mover(**_: Any) -> None:
     current().start_mover()
+    log.info("relay worker ready (pid %d)", os.getpid())
 
 
 @signals.worker_shutdown.connect
