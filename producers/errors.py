@@ -59,6 +59,10 @@ class ValidationError(RelayError):
         self.errors = errors
         super().__init__("; ".join(str(e) for e in errors))
 
+    @classmethod
+    def one(cls, field: str, rule: str, message: str) -> ValidationError:
+        return cls([FieldError(field, rule, message)])
+
     def as_dicts(self) -> list[dict[str, str]]:
         return [{"field": e.field, "rule": e.rule, "message": e.message} for e in self.errors]
 

@@ -24,8 +24,15 @@ DEFAULT_TENANT = "default"
 
 # Anything outside XML 1.0's Char production (tab, LF, CR and the ranges below are allowed).
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+# "Blank" means only these (the union of Python's and ECMAScript's \s, so the OpenAPI pattern
+# and this check agree on every string).
+BLANK_CHARS = ("\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f"
+               "\u3000\ufeff")
+_NOT_BLANK = re.compile(f"[^{BLANK_CHARS}]")
 _EVENT_ID = re.compile(r"[\x21-\x7e]+")  # printable ASCII, no spaces
 _TENANT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+# RFC 3339 date-time with an offset: an event time without a zone is ambiguous.
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
 
 FIELDS = ("account_id", "location", "interaction_type", "note", "tenant", "event_id",
           "occurred_at")
@@ -66,7 +73,7 @@ class Interaction:
             if not isinstance(value, str):
                 errors.append(FieldError(name, "type", "must be a string"))
                 return ""
-            if required and not value.strip():
+            if required and not _NOT_BLANK.search(value):
                 errors.append(FieldError(name, "blank", "must not be blank"))
             elif len(value) > maximum:
                 errors.append(FieldError(name, "max_length",
@@ -113,8 +120,12 @@ def _timestamp(value: Any, errors: list[FieldError]) -> str | None:
         errors.append(FieldError("occurred_at", "type", "must be an ISO 8601 string"))
         return None
     try:
-        parsed = datetime.fromisoformat(value)
+        if not _RFC3339.fullmatch(value):
+            raise ValueError(value)
+        parsed = datetime.fromisoformat(value.upper().replace(" ", "T"))
     except ValueError:
-        errors.append(FieldError("occurred_at", "format", "must be an ISO 8601 date-time"))
+        errors.append(FieldError("occurred_at", "format",
+                                 "must be an RFC 3339 date-time with offset, "
+                                 "e.g. 2026-11-27T10:00:00Z"))
         return None
     return parsed.isoformat()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -17,6 +18,14 @@ def _sandbox(args: argparse.Namespace) -> int:
     from sandbox.__main__ import serve
 
     return serve(args)
+
+
+def _api(args: argparse.Namespace) -> int:
+    from producers.api import serve
+
+    print(f"api: http://{args.host}:{args.port}/v1/interactions", flush=True)
+    serve(args.host, args.port)
+    return exitcodes.OK
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -39,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     sandbox_arguments(command("sandbox", _sandbox, "run the Interaction.asmx emulator"))
+    api = command("api", _api, "run the HTTP ingestion API")
+    api.add_argument("--host", default="0.0.0.0")
+    api.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")))
     command("check", _check, "check settings, Redis, the SOAP endpoint and its WSDL")
     commands.register(command)
     return parser

@@ -71,7 +71,7 @@ def cmd_send(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from worker.overview import one_line, overview
+    from producers.overview import one_line, overview
 
     producer = _producer()
     if args.event_id:
@@ -87,7 +87,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_dlq(args: argparse.Namespace) -> int:
-    from worker.deadletter import DeadLetters, Filter
+    from producers.deadletters import DeadLetters, Filter
 
     producer = _producer()
     store = DeadLetters(producer.redis)

@@ -21,8 +21,8 @@ from typing import Any
 
 import redis
 
+from producers.overview import one_line, overview
 from producers.settings import DEV_ENV_FILE
-from worker.overview import one_line, overview
 
 SANDBOX_TOKEN = "sandbox-token"  # noqa: S105 - the emulator's published test token
 

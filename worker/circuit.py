@@ -9,7 +9,6 @@ outage of hours raises one alert, not one per event or per probe.
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
@@ -74,19 +73,3 @@ class Circuit:
         """Queue the reset on a pipeline: a success ends any failure run and incident."""
         fails, incident, open_, probe = circuit_keys(tenant)
         pipe.delete(fails, incident, open_, probe)
-
-    def state(self, tenant: str) -> dict[str, Any]:
-        _, incident, open_, _ = circuit_keys(tenant)
-        raw = self.redis.get(incident)
-        if raw is None:
-            return {"tenant": tenant, "state": "closed"}
-        ttl = self.redis.pttl(open_)
-        return {"tenant": tenant, "state": "open" if ttl > 0 else "half-open",
-                "retry_in_s": max(0, ttl) / 1000, **json.loads(raw)}
-
-    def tenants_with_incidents(self) -> list[str]:
-        found = []
-        for key in self.redis.scan_iter(match=keys.circuit("*", "incident"), count=500):
-            name = key.decode() if isinstance(key, bytes) else key
-            found.append(name.removeprefix(keys.PREFIX + "circuit:").removesuffix(":incident"))
-        return sorted(found)

@@ -14,12 +14,12 @@ from typing import Any
 
 import redis
 
-from producers import keys
+from producers import deadletters, keys
 from producers.errors import ConfigError, DeliveryError, ValidationError
 from producers.events import Interaction
 from producers.status import DEAD_LETTER, DELIVERED, REJECTED, WAITING, append_history
 from producers.status import write as write_status
-from worker import deadletter, observe, schedule, stats
+from worker import observe, schedule, stats
 from worker.admission import Admission, Admitter
 from worker.circuit import Circuit
 from worker.client import Endpoint
@@ -97,6 +97,7 @@ class Deliverer:
                                         verdict.signal, "outcome": outcome.value,
                                         "latency_ms": latency_ms, "reason": reason[:200]})
         stats.count(pipe, outcome.value, event.tenant, verdict.signal)
+        stats.observe_latency(pipe, latency_ms / 1000)
         if verdict.ambiguous:
             pipe.hincrby(keys.STATS, "ambiguous", 1)
         pipe.execute()
@@ -133,7 +134,7 @@ class Deliverer:
     def _dead_letter(self, pipe: Any, event: Interaction | dict[str, Any], adm: Admission | None,
                      code: int | None, signal: str, reason: str, now: float) -> None:
         message = event.to_message() if isinstance(event, Interaction) else event
-        deadletter.add(pipe, {
+        deadletters.add(pipe, {
             "event": message, "tenant": message.get("tenant", ""), "code": code,
             "signal": signal, "reason": reason, "attempts": adm.attempts if adm else 0,
             "first_attempt_at": adm.created_at if adm else now, "last_attempt_at": now,

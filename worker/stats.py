@@ -1,10 +1,9 @@
-"""Pool-wide counters in one Redis hash: per outcome, per signal (code) and per tenant."""
+"""Pool-wide counters in one Redis hash (read by ``producers.overview``): per outcome, per signal
+(return code or error) and per tenant, plus a SOAP latency histogram."""
 
 from __future__ import annotations
 
 from typing import Any
-
-import redis
 
 from producers import keys
 
@@ -17,11 +16,16 @@ def count(pipe: Any, outcome: str, tenant: str, signal: str | None = None) -> No
         pipe.hincrby(keys.STATS, f"signal:{signal}", 1)
 
 
-def snapshot(client: redis.Redis) -> dict[str, int]:
-    raw = client.hgetall(keys.STATS)
-    return {(k.decode() if isinstance(k, bytes) else str(k)): int(v) for k, v in raw.items()}
+
+# Upper bounds (seconds) of the SOAP latency histogram, as Prometheus buckets.
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
-def outcomes(counters: dict[str, int]) -> dict[str, int]:
-    return {k.removeprefix("outcome:"): v for k, v in counters.items()
-            if k.startswith("outcome:")}
+def observe_latency(pipe: Any, seconds: float) -> None:
+    for bound in LATENCY_BUCKETS:
+        if seconds <= bound:
+            pipe.hincrby(keys.STATS, f"latency_le:{bound}", 1)
+            break
+    else:
+        pipe.hincrby(keys.STATS, "latency_le:+Inf", 1)
+    pipe.hincrbyfloat(keys.STATS, "latency_sum", seconds)

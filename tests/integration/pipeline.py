@@ -53,7 +53,7 @@ class Pipeline:
 
     def counters(self) -> dict[str, int]:
         raw = self.redis.hgetall("relay:stats")
-        return {k.decode(): int(v) for k, v in raw.items()}
+        return {k.decode(): int(float(v)) for k, v in raw.items()}
 
     def relay(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "relay", *args], cwd=ROOT, text=True,

@@ -1,5 +1,8 @@
 """The dead-letter store: events we could not deliver, kept (no TTL) until replayed or purged.
 
+The worker writes entries (``add``); operators read, replay and purge them from the CLI and
+the HTTP API, which is why the store lives on the producer side.
+
 An entry is the event message plus code, reason, attempts, first/last attempt time and a
 scrubbed excerpt of the last response; never a token or a SOAP request body.
 """

@@ -1,0 +1,281 @@
+"""HTTP ingestion API (aiohttp.web), for POS and web apps that cannot import Python.
+
+``POST /v1/interactions`` answers 202 as soon as Redis holds the event. Keys are Bearer tokens
+from ``RELAY_API_KEYS`` (operators' endpoints under ``/v1/admin`` take ``RELAY_ADMIN_KEYS``),
+compared in constant time. Errors are JSON; Redis away is a 503 with Retry-After, never a 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hmac
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from aiohttp import web
+
+from producers.deadletters import DeadLetters, Filter
+from producers.errors import ConfigError, EnqueueError, FieldError, ValidationError
+from producers.events import Interaction
+from producers.openapi import spec
+from producers.overview import overview
+from producers.producer import Producer
+from producers.prometheus import render
+from producers.settings import environment
+
+log = logging.getLogger("relay.api")
+BATCH_MAX = 1000
+RETRY_AFTER_S = "5"
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    api_keys: tuple[str, ...]
+    admin_keys: tuple[str, ...]
+    max_body: int = 1 << 20
+
+    def __repr__(self) -> str:
+        return f"ApiSettings(<{len(self.api_keys)} api keys>, <{len(self.admin_keys)} admin keys>)"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ApiSettings:
+        values = environment(env)
+        api = tuple(k.strip() for k in values.get("RELAY_API_KEYS", "").split(",") if k.strip())
+        admin = tuple(k.strip() for k in values.get("RELAY_ADMIN_KEYS", "").split(",")
+                      if k.strip())
+        if not api:
+            raise ConfigError("RELAY_API_KEYS is empty: set at least one API key")
+        try:
+            max_body = int(values.get("RELAY_API_MAX_BODY", 1 << 20))
+        except ValueError:
+            raise ConfigError("RELAY_API_MAX_BODY must be a whole number of bytes") from None
+        return cls(api, admin, max_body)
+
+
+PRODUCER = web.AppKey("producer", Producer)
+SETTINGS = web.AppKey("settings", ApiSettings)
+
+
+def _error(status: int, message: str, **extra: Any) -> web.Response:
+    headers = {"Retry-After": RETRY_AFTER_S} if status == 503 else None
+    return web.json_response({"error": message, **extra}, status=status, headers=headers)
+
+
+def _authorized(request: web.Request, keys: tuple[str, ...]) -> bool:
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not given:
+        return False
+    # Check every key, so timing says nothing about which (or how many) matched.
+    matched = False
+    for key in keys:
+        matched |= hmac.compare_digest(given.encode(), key.encode())
+    return matched
+
+
+@web.middleware
+async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Auth, then one place that turns every failure into a JSON answer."""
+    settings = request.app[SETTINGS]
+    if request.path.startswith("/v1/"):
+        admin = request.path.startswith("/v1/admin/")
+        if not _authorized(request, settings.admin_keys if admin else settings.api_keys):
+            return web.json_response({"error": "missing or invalid API key"}, status=401,
+                                     headers={"WWW-Authenticate": "Bearer"})
+    try:
+        return await handler(request)
+    except web.HTTPRequestEntityTooLarge:
+        return _error(413, f"body larger than {settings.max_body} bytes")
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        response = _error(exc.status, exc.reason)
+        for name in ("Allow", "Retry-After"):  # e.g. 405 must say which methods exist
+            if name in exc.headers:
+                response.headers[name] = exc.headers[name]
+        return response
+    except ValidationError as exc:
+        return _error(422, "validation failed", errors=exc.as_dicts())
+    except (EnqueueError, redis.RedisError) as exc:
+        log.warning("Redis unavailable: %s", type(exc).__name__)
+        return _error(503, "queue unavailable, try again later")
+
+
+async def _body(request: web.Request) -> Any:
+    if request.content_length is not None and request.content_length > \
+            request.app[SETTINGS].max_body:
+        raise web.HTTPRequestEntityTooLarge(max_size=request.app[SETTINGS].max_body,
+                                            actual_size=request.content_length)
+    raw = await request.read()
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise ValidationError.one("body", "json", "must be a JSON document") from None
+
+
+async def _run(request: web.Request, fn: Callable[..., Any], *args: Any) -> Any:
+    # The producer is synchronous (redis-py); keep the event loop free while it waits.
+    return await asyncio.get_running_loop().run_in_executor(None, functools.partial(fn, *args))
+
+
+def _accepted(request: web.Request, event: Interaction, new: bool) -> dict[str, Any]:
+    return {"event_id": event.event_id, "status": "accepted" if new else "duplicate",
+            "status_url": str(request.app.router["event"].url_for(event_id=event.event_id))}
+
+
+async def post_interaction(request: web.Request) -> web.Response:
+    event = Interaction.create(**_fields(await _body(request)))
+    new = await _run(request, request.app[PRODUCER].enqueue, event)
+    return web.json_response(_accepted(request, event, new), status=202)
+
+
+def _fields(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise ValidationError.one("body", "type", "must be a JSON object")
+    return body
+
+
+async def post_batch(request: web.Request) -> web.Response:
+    body = await _body(request)
+    if isinstance(body, dict) and set(body) - {"interactions"}:
+        raise ValidationError([FieldError(n, "unknown", "is not a known field")
+                               for n in sorted(set(body) - {"interactions"})])
+    items = body.get("interactions") if isinstance(body, dict) else None
+    if not isinstance(items, list) or not items:
+        raise ValidationError.one("interactions", "required", "must be a non-empty array")
+    if len(items) > BATCH_MAX:
+        raise ValidationError.one("interactions", "max_items", f"must hold at most {BATCH_MAX}")
+    results: list[dict[str, Any]] = []
+    producer = request.app[PRODUCER]
+    for index, item in enumerate(items):
+        try:
+            event = Interaction.create(**_fields(item))
+        except ValidationError as exc:
+            results.append({"index": index, "status": "invalid", "errors": exc.as_dicts()})
+            continue
+        new = await _run(request, producer.enqueue, event)
+        results.append({"index": index, **_accepted(request, event, new)})
+    accepted = sum(r["status"] != "invalid" for r in results)
+    # 202 even when every item was refused: each item reports its own fate.
+    return web.json_response({"accepted": accepted, "rejected": len(results) - accepted,
+                              "results": results}, status=202)
+
+
+async def get_interaction(request: web.Request) -> web.Response:
+    record = await _run(request, request.app[PRODUCER].status, request.match_info["event_id"])
+    if record is None:
+        return _error(404, "no such event (unknown, or its record expired)")
+    return web.json_response(record)
+
+
+async def list_dead_letters(request: web.Request) -> web.Response:
+    q = request.query
+    unknown = sorted(set(q) - {"code", "tenant", "signal", "limit"})
+    if unknown:
+        raise ValidationError([FieldError(n, "unknown", "is not a known parameter")
+                               for n in unknown])
+    flt = Filter(code=_integer(q, "code"), tenant=q.get("tenant"), signal=q.get("signal"))
+    limit = _integer(q, "limit")
+    limit = 100 if limit is None else limit
+    if not 1 <= limit <= 1000:
+        raise ValidationError.one("limit", "range", "must be between 1 and 1000")
+    store = DeadLetters(request.app[PRODUCER].redis)
+    entries = await _run(request, lambda: list(store.entries(flt, limit)))
+    return web.json_response({"dead_letters": entries, "total": await _run(request, store.size)})
+
+
+def _integer(query: Mapping[str, str], name: str) -> int | None:
+    if name not in query:
+        return None
+    try:
+        return int(query[name])
+    except ValueError:
+        raise ValidationError.one(name, "type", "must be an integer") from None
+
+
+_REPLAY_FIELDS = {"event_ids": list, "code": int, "tenant": str, "all": bool}
+
+
+def _replay_request(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise ValidationError.one("body", "type", "must be a JSON object")
+    errors = []
+    for name, value in body.items():
+        kind = _REPLAY_FIELDS.get(name)
+        if kind is None:
+            errors.append(FieldError(name, "unknown", "is not a known field"))
+        elif not isinstance(value, kind) or (kind is int and isinstance(value, bool)) or (
+                kind is list and not all(isinstance(i, str) for i in value)):
+            errors.append(FieldError(name, "type", f"must be {_KIND_NAMES[kind]}"))
+    if errors:
+        raise ValidationError(errors)
+    return body
+
+
+_KIND_NAMES = {list: "an array of strings", int: "an integer", str: "a string", bool: "a boolean"}
+
+
+async def replay_dead_letters(request: web.Request) -> web.Response:
+    """Replay by ``event_ids``, or every entry matching ``code``/``tenant``, or ``all``."""
+    body = _replay_request(await _body(request))
+    producer = request.app[PRODUCER]
+    store = DeadLetters(producer.redis)
+    ids = body.get("event_ids")
+    if ids is None:
+        if body.get("code") is None and body.get("tenant") is None and body.get("all") is not True:
+            return web.json_response({"replayed": []})  # nothing selected, nothing replayed
+        flt = Filter(code=body.get("code"), tenant=body.get("tenant"))
+        ids = await _run(request, lambda: [e["event"]["event_id"] for e in store.entries(flt)])
+    replayed = await _run(request, store.replay, ids, producer.send)
+    return web.json_response({"replayed": replayed})
+
+
+async def healthz(_: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    try:
+        await _run(request, request.app[PRODUCER].redis.ping)
+    except redis.RedisError:
+        return _error(503, "Redis unreachable")
+    return web.json_response({"status": "ready"})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    view = await _run(request, overview, request.app[PRODUCER].redis)
+    return web.Response(text=render(view), content_type="text/plain", charset="utf-8",
+                        headers={"X-Content-Type-Options": "nosniff"})
+
+
+async def openapi(_: web.Request) -> web.Response:
+    return web.json_response(spec())
+
+
+def create_app(producer: Producer, settings: ApiSettings) -> web.Application:
+    app = web.Application(middlewares=[guard], client_max_size=settings.max_body)
+    app[PRODUCER] = producer
+    app[SETTINGS] = settings
+    r = app.router
+    r.add_post("/v1/interactions", post_interaction)
+    r.add_post("/v1/interactions/batch", post_batch)
+    # "batch" is the POST endpoint above, never an event id (keeps 405's Allow header honest)
+    r.add_get("/v1/interactions/{event_id:(?!batch$)[^/]+}", get_interaction, name="event")
+    r.add_get("/v1/admin/dead-letters", list_dead_letters)
+    r.add_post("/v1/admin/dead-letters/replay", replay_dead_letters)
+    r.add_get("/healthz", healthz)
+    r.add_get("/readyz", readyz)
+    r.add_get("/metrics", metrics)
+    r.add_get("/openapi.json", openapi)
+    return app
+
+
+def serve(host: str, port: int) -> None:
+    settings = ApiSettings.from_env()
+    web.run_app(create_app(Producer(), settings), host=host, port=port, access_log=None,
+                print=lambda *_: None)
