@@ -198,7 +198,7 @@ def _integer(query: Mapping[str, str], name: str) -> int | None:
         raise ValidationError.one(name, "type", "must be an integer") from None
 
 
-_REPLAY_FIELDS = {"event_ids": list, "code": int, "tenant": str, "all": bool}
+_REPLAY_FIELDS: dict[str, type] = {"event_ids": list, "code": int, "tenant": str, "all": bool}
 
 
 def _replay_request(body: Any) -> dict[str, Any]:
@@ -210,7 +210,7 @@ def _replay_request(body: Any) -> dict[str, Any]:
         if kind is None:
             errors.append(FieldError(name, "unknown", "is not a known field"))
         elif not isinstance(value, kind) or (kind is int and isinstance(value, bool)) or (
-                kind is list and not all(isinstance(i, str) for i in value)):
+                isinstance(value, list) and not all(isinstance(i, str) for i in value)):
             errors.append(FieldError(name, "type", f"must be {_KIND_NAMES[kind]}"))
     if errors:
         raise ValidationError(errors)
