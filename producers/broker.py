@@ -19,6 +19,7 @@ VISIBILITY_TIMEOUT_S = 300
 def celery_config(redis_url: str, visibility_timeout: int = VISIBILITY_TIMEOUT_S) -> dict[str, Any]:
     return {
         "broker_url": redis_url,
+        "broker_transport": "producers.redis_transport:Transport",
         "broker_connection_retry_on_startup": True,
         "broker_transport_options": {
             "visibility_timeout": visibility_timeout,

@@ -21,6 +21,9 @@ from producers.status import StatusStore
 _REDIS_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OperationalError)
 
 
+_ARGSREPR = "[<interaction>]"
+
+
 class Producer:
     """Validates, dedupes on ``event_id`` and enqueues; one per process is plenty."""
 
@@ -58,7 +61,10 @@ class Producer:
 
     def send(self, message: dict[str, Any]) -> None:
         """Publish a message for the worker; callers own the status record."""
-        self.celery.send_task(keys.TASK_NAME, args=[message], queue=keys.QUEUE)
+        # argsrepr: Celery would otherwise saferepr() the event into the message headers,
+        # costing ~0.2 ms per event and copying customer data where no one needs it.
+        self.celery.send_task(keys.TASK_NAME, args=[message], queue=keys.QUEUE,
+                              argsrepr=_ARGSREPR, kwargsrepr="{}")
 
     def status(self, event_id: str) -> dict[str, Any] | None:
         """The event's status record (state, attempts, codes, history), or None if unknown."""

@@ -6,6 +6,7 @@ import argparse
 import json
 import re
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -42,6 +43,10 @@ def register(command: Command) -> None:
     dlq.add_argument("--all", action="store_true", help="replay/purge every entry")
     dlq.add_argument("--yes", action="store_true", help="purge without asking")
     dlq.add_argument("--output", help="export to this file (JSON lines) instead of stdout")
+
+    imp = command("import", cmd_import, "bulk-enqueue a CSV or JSON-lines file")
+    imp.add_argument("file", help="CSV with a header row, or .jsonl with one object per line")
+    imp.add_argument("--quiet", action="store_true", help="no progress bar")
 
     dev = command("dev", cmd_dev, "all-in-one: embedded Redis, sandbox, worker, live counters")
     dev.add_argument("--no-api", action="store_true", help="do not start the HTTP API")
@@ -144,6 +149,40 @@ def _listing(store: Any, flt: Any, args: argparse.Namespace) -> int:
              f"tenant={e['tenant']}  attempts={e['attempts']}  {e['reason']}" for e in rows]
     emit(rows, args.json, "\n".join(lines) or "no dead letters")
     return exitcodes.OK
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from producers.bulk import import_file
+
+    path = Path(args.file)
+    if not path.is_file():
+        error(f"no such file: {path}")
+        return exitcodes.USAGE
+    producer = _producer()
+    started = time.monotonic()
+    show = not args.quiet and sys.stderr.isatty()
+
+    def progress(report: Any, fraction: float) -> None:
+        if show:
+            bar = "#" * int(fraction * 30)
+            rate = report.lines / max(1e-9, time.monotonic() - started)
+            print(f"\r[{bar:<30}] {fraction:4.0%} {report.lines:,} lines {rate:,.0f}/s "
+                  f"rejected {report.rejected:,}", end="", file=sys.stderr, flush=True)
+
+    def reject(number: int, reason: str) -> None:
+        print(("\n" if show else "") + f"line {number}: {reason}", file=sys.stderr)
+
+    report = import_file(path, producer.enqueue, progress, reject)
+    if show:
+        print(file=sys.stderr)
+    summary = report.as_dict()
+    summary["seconds"] = round(time.monotonic() - started, 2)
+    emit(summary, args.json, f"{report.lines:,} lines: {report.enqueued:,} enqueued, "
+         f"{report.duplicates:,} already known, {report.rejected:,} rejected "
+         f"({summary['seconds']} s)")
+    return exitcodes.FAILURE if report.rejected else exitcodes.OK
 
 
 def cmd_dev(args: argparse.Namespace) -> int:

@@ -34,7 +34,8 @@ DEFAULT_ARGS = ["-P", "threads", "-c", "64", "--without-mingle", "--without-goss
 
 
 def send(message: dict[str, Any]) -> None:
-    app.send_task(keys.TASK_NAME, args=[message], queue=keys.QUEUE)
+    app.send_task(keys.TASK_NAME, args=[message], queue=keys.QUEUE, argsrepr="[<interaction>]",
+                  kwargsrepr="{}")
 
 
 def current() -> runtime.Runtime:
