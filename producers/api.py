@@ -26,6 +26,7 @@ from producers.openapi import spec
 from producers.overview import overview
 from producers.producer import Producer
 from producers.prometheus import render
+from producers.sentry import init_sentry
 from producers.settings import environment
 
 log = logging.getLogger("relay.api")
@@ -276,6 +277,13 @@ def create_app(producer: Producer, settings: ApiSettings) -> web.Application:
 
 
 def serve(host: str, port: int) -> None:
+    from sentry_sdk.integrations.aiohttp import AioHttpIntegration
+
     settings = ApiSettings.from_env()
+    values = environment()
+    init_sentry(values.get("RELAY_SENTRY_DSN") or values.get("SENTRY_DSN") or "",
+                component="api", environment=values.get("RELAY_ENVIRONMENT", "production"),
+                secrets=[*settings.api_keys, *settings.admin_keys],
+                integrations=[AioHttpIntegration()])
     web.run_app(create_app(Producer(), settings), host=host, port=port, access_log=None,
                 print=lambda *_: None)

@@ -15,6 +15,7 @@ from celery import Celery, signals
 
 from producers import keys
 from producers.broker import celery_config
+from producers.sentry import init_sentry
 from worker import runtime
 from worker.observe import configure_logging
 from worker.settings import Settings
@@ -51,6 +52,16 @@ def _start_mover(**_: Any) -> None:
 @signals.worker_shutdown.connect
 def _shutdown(**_: Any) -> None:
     runtime.shutdown()
+
+
+@signals.worker_init.connect
+def _sentry(**_: Any) -> None:
+    from sentry_sdk.integrations.celery import CeleryIntegration
+
+    init_sentry(settings.sentry_dsn.reveal(), component="worker",
+                environment=settings.environment,
+                secrets=[e.token.reveal() for e in settings.tenants.values()],
+                integrations=[CeleryIntegration(monitor_beat_tasks=False)])
 
 
 @signals.worker_process_init.connect

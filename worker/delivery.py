@@ -103,6 +103,9 @@ class Deliverer:
         pipe.execute()
         if opened:
             observe.alert("circuit opened", tenant=event.tenant, reason=reason)
+        if outcome is Outcome.DEAD_LETTER:
+            observe.dead_letter(event_id=event.event_id, tenant=event.tenant, code=verdict.code,
+                                signal=verdict.signal, reason=reason)
         observe.outcome(outcome.value, event_id=event.event_id, tenant=event.tenant,
                         code=verdict.code, signal=verdict.signal, attempt=adm.attempts,
                         latency_ms=latency_ms, reason=None if outcome is Outcome.DELIVERED
@@ -165,6 +168,8 @@ class Deliverer:
         pipe.execute()
         observe.outcome("dead_letter", event_id=message["event_id"], signal=signal,
                         reason=reason)
+        observe.dead_letter(event_id=message["event_id"], tenant=tenant, signal=signal,
+                            reason=reason)
         return Outcome.DEAD_LETTER.value
 
     def _count_only(self, outcome: str, event: Interaction, reason: str) -> None:

@@ -6,6 +6,7 @@ observers only watch).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from typing import Any
@@ -44,12 +45,26 @@ def alert(message: str, **fields: Any) -> None:
     """Operator-facing alert: an error log line and, when configured, a Sentry event."""
     try:
         alerts.error("%s %s", message, fields, extra={"relay": {"alert": message, **fields}})
-        import sentry_sdk
-
-        if sentry_sdk.get_client().is_active():
-            with sentry_sdk.new_scope() as scope:
-                for key, value in fields.items():
-                    scope.set_tag(key, str(value))
-                sentry_sdk.capture_message(message, level="error")
+        _to_sentry(message, "error", [message, str(fields.get("tenant"))], fields)
     except Exception:  # noqa: S110 - an observer must never fail the delivery
         pass
+
+
+def dead_letter(**fields: Any) -> None:
+    """Report a dead letter to Sentry, grouped by signal (the log line is ``outcome``'s)."""
+    with contextlib.suppress(Exception):  # an observer must never fail the delivery
+        _to_sentry(f"dead letter: {fields.get('reason', '')}"[:200], "warning",
+                   ["dead-letter", str(fields.get("signal"))], fields)
+
+
+def _to_sentry(message: str, level: str, fingerprint: list[str], tags: dict[str, Any]) -> None:
+    import sentry_sdk
+
+    if not sentry_sdk.get_client().is_active():
+        return
+    with sentry_sdk.new_scope() as scope:
+        scope.fingerprint = fingerprint
+        for key, value in tags.items():
+            if value is not None:
+                scope.set_tag(key, str(value)[:200])
+        sentry_sdk.capture_message(message, level=level)  # type: ignore[arg-type]
