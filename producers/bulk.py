@@ -74,8 +74,8 @@ def _column(name: str) -> str:
 
 
 def derive_event_id(number: int, raw: str) -> str:
-    digest = hashlib.sha256(f"{number}\x00{raw.rstrip()}".encode()).hexdigest()
-    return f"import-{digest[:40]}"
+    digest = hashlib.sha256(f"{number}\x00{raw.rstrip()}".encode(errors="surrogateescape"))
+    return f"import-{digest.hexdigest()[:40]}"
 
 
 def import_file(path: Path, enqueue: Callable[[Interaction], bool],

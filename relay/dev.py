@@ -9,7 +9,6 @@ finds them. Ctrl-C stops every process it started.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import os
 import signal
 import socket
@@ -25,6 +24,7 @@ from producers.overview import one_line, overview
 from producers.settings import DEV_ENV_FILE
 
 SANDBOX_TOKEN = "sandbox-token"  # noqa: S105 - the emulator's published test token
+DEV_API_KEY = "dev-key"  # only when RELAY_API_KEYS is unset, on a developer's machine
 
 
 def _free_port(preferred: int) -> int:
@@ -51,62 +51,84 @@ def _wait_port(port: int, proc: subprocess.Popen[bytes], name: str, timeout: flo
     raise RuntimeError(f"{name} did not open port {port} within {timeout:.0f}s")
 
 
-def run_dev(with_api: bool = True) -> int:
-    env = dict(os.environ)
-    children: list[tuple[str, subprocess.Popen[bytes]]] = []
-    server: Any = None
-    logs = Path(".relay-data") / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
+class _Stack:
+    """What ``relay dev`` started, so that everything is stopped, by PID, on the way out."""
 
-    def spawn(name: str, *args: str) -> subprocess.Popen[bytes]:
-        out = open(logs / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
-        proc = subprocess.Popen([sys.executable, "-m", "relay", *args], env=env, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-        children.append((name, proc))
+    def __init__(self, env: dict[str, str], logs: Path) -> None:
+        self.env, self.logs = env, logs
+        self.children: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self.server: Any = None
+
+    def spawn(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+        out = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
+        proc = subprocess.Popen([sys.executable, "-m", "relay", *args], env=self.env,
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        self.children.append((name, proc))
         return proc
 
+    def redis(self) -> str:
+        if self.env.get("RELAY_REDIS_URL") or self.env.get("REDIS_URL"):
+            print("redis:   using the configured Redis URL")
+        else:
+            from relay.embedded import start_embedded
+
+            self.server = start_embedded(port=_free_port(6390))
+            self.env["RELAY_REDIS_URL"] = self.server.connection_url + "/0"
+            print(f"redis:   embedded valkey at {self.env['RELAY_REDIS_URL']} "
+                  "(AOF in .relay-data/)")
+        return self.env.get("RELAY_REDIS_URL") or self.env["REDIS_URL"]
+
+    def sandbox(self) -> None:
+        if self.env.get("RELAY_SOAP_URL"):
+            print(f"soap:    {self.env['RELAY_SOAP_URL']}")
+            return
+        port = _free_port(8088)
+        _wait_port(port, self.spawn("sandbox", "sandbox", "--port", str(port)), "sandbox")
+        self.env["RELAY_SOAP_URL"] = f"http://127.0.0.1:{port}/Services/Interaction.asmx"
+        self.env.setdefault("RELAY_SECURITY_TOKEN", SANDBOX_TOKEN)
+        print(f"soap:    sandbox at {self.env['RELAY_SOAP_URL']}")
+
+    def api(self) -> None:
+        self.env.setdefault("RELAY_API_KEYS", DEV_API_KEY)
+        port = _free_port(8080)
+        _wait_port(port, self.spawn("api", "api", "--host", "127.0.0.1", "--port", str(port)),
+                   "api")
+        print(f"api:     http://127.0.0.1:{port}/v1/interactions "
+              f"(Authorization: Bearer {self.env['RELAY_API_KEYS'].split(',')[0]})")
+
+    def stop(self) -> None:
+        for _name, proc in reversed(self.children):
+            _stop(proc)
+        if self.server is not None:
+            self.server.stop()
+
+
+def run_dev(with_api: bool = True) -> int:
+    logs = Path(".relay-data") / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    stack = _Stack(dict(os.environ), logs)
     # `relay dev` itself is the thing that writes dev.env: ignore a stale one.
     with contextlib.suppress(FileNotFoundError):
         DEV_ENV_FILE.unlink()
     signal.signal(signal.SIGTERM, _interrupt)
     try:
-        if not (env.get("RELAY_REDIS_URL") or env.get("REDIS_URL")):
-            from relay.embedded import start_embedded
-
-            server = start_embedded(port=_free_port(6390))
-            env["RELAY_REDIS_URL"] = server.connection_url + "/0"
-            print(f"redis:   embedded valkey at {env['RELAY_REDIS_URL']} (AOF in .relay-data/)")
-        else:
-            print("redis:   using the configured Redis URL")
-        if not env.get("RELAY_SOAP_URL"):
-            port = _free_port(8088)
-            _wait_port(port, spawn("sandbox", "sandbox", "--port", str(port)), "sandbox")
-            env["RELAY_SOAP_URL"] = f"http://127.0.0.1:{port}/Services/Interaction.asmx"
-            env.setdefault("RELAY_SECURITY_TOKEN", SANDBOX_TOKEN)
-            print(f"soap:    sandbox at {env['RELAY_SOAP_URL']}")
-        else:
-            print(f"soap:    {env['RELAY_SOAP_URL']}")
+        url = stack.redis()
+        stack.sandbox()
         DEV_ENV_FILE.parent.mkdir(exist_ok=True)
-        DEV_ENV_FILE.write_text(f"RELAY_REDIS_URL={env['RELAY_REDIS_URL']}\n"
-                                if "RELAY_REDIS_URL" in env else "")
-        spawn("worker", "worker")
-        if with_api and _has_api():
-            api_port = _free_port(8080)
-            spawn("api", "api", "--port", str(api_port))
-            print(f"api:     http://127.0.0.1:{api_port}/v1/interactions")
+        DEV_ENV_FILE.write_text(f"RELAY_REDIS_URL={url}\n")
+        stack.spawn("worker", "worker")
+        if with_api:
+            stack.api()
         print(f"logs:    {logs}/ ; send from another terminal with:\n"
               "  .venv/bin/relay send --account 123456 --location STORE-001 --type VISIT\n")
-        _live(env["RELAY_REDIS_URL"] if "RELAY_REDIS_URL" in env else env["REDIS_URL"], children)
+        _live(url, stack.children)
     except KeyboardInterrupt:
         print("\nstopping ...")
     except (RuntimeError, OSError) as exc:
         print(f"\nrelay dev: {exc}", file=sys.stderr)
         return 1
     finally:
-        for _name, proc in reversed(children):
-            _stop(proc)
-        if server is not None:
-            server.stop()
+        stack.stop()
         with contextlib.suppress(FileNotFoundError):
             DEV_ENV_FILE.unlink()
     return 0
@@ -114,10 +136,6 @@ def run_dev(with_api: bool = True) -> int:
 
 def _interrupt(*_: Any) -> None:
     raise KeyboardInterrupt
-
-
-def _has_api() -> bool:
-    return importlib.util.find_spec("producers.api") is not None
 
 
 def _live(url: str, children: list[tuple[str, subprocess.Popen[bytes]]]) -> None:

@@ -1,0 +1,86 @@
+"""Deployment files are read, not run (no Docker here): every command must resolve to a real
+entry point and real options."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from relay.cli import build_parser
+from tests.helpers import ROOT
+
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def celery_worker_options() -> set[str]:
+    out = subprocess.run([sys.executable, "-m", "celery", "worker", "--help"], text=True,
+                         capture_output=True, check=True).stdout
+    return set(re.findall(r"(--[a-z][a-z-]+)", out))
+
+
+def assert_relay_command(argv: list[str]) -> None:
+    assert argv[0] == "relay", argv
+    if argv[1] == "worker":
+        known = celery_worker_options()
+        unknown = [a.split("=")[0] for a in argv[2:] if a.startswith("--")
+                   and a.split("=")[0] not in known]
+        assert not unknown, f"celery worker does not know {unknown}"
+    else:
+        build_parser().parse_args(argv[1:])  # exits (fails the test) on an unknown option
+
+
+def test_console_script_points_at_the_cli() -> None:
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert 'relay = "relay.cli:main"' in pyproject
+
+
+@pytest.mark.parametrize("service", ["worker", "api", "sandbox"])
+def test_compose_relay_commands_resolve(service: str) -> None:
+    assert_relay_command(COMPOSE["services"][service]["command"])
+
+
+def test_compose_redis_has_aof_and_healthcheck() -> None:
+    redis = COMPOSE["services"]["redis"]
+    assert redis["image"].startswith("redis:7")
+    assert "--appendonly" in redis["command"] and "yes" in redis["command"]
+    assert redis["healthcheck"]["test"][-1] == "ping"
+    for name in ("worker", "api"):
+        service = COMPOSE["services"][name]
+        assert service["depends_on"]["redis"]["condition"] == "service_healthy"
+        assert service["environment"]["RELAY_REDIS_URL"] == "redis://redis:6379/0"
+    assert COMPOSE["services"]["sandbox"]["profiles"] == ["dev"]
+    assert "ports" not in COMPOSE["services"]["worker"]  # so --scale worker=N works
+
+
+def test_procfile_commands_resolve_with_platform_variables() -> None:
+    lines = dict(line.split(":", 1) for line in (ROOT / "Procfile").read_text().splitlines()
+                 if line.strip())
+    assert set(lines) == {"worker", "web"}
+    for command in lines.values():
+        assert_relay_command(shlex.split(command.replace("$PORT", "5000")))
+
+
+def test_dockerfile_installs_with_constraints_and_runs_a_relay_command() -> None:
+    text = (ROOT / "Dockerfile").read_text()
+    assert "-c constraints.txt" in text
+    cmd = re.search(r"^CMD (\[.*\])$", text, re.M)
+    assert cmd is not None
+    assert_relay_command(json.loads(cmd.group(1)))
+    for folder in ("producers", "worker", "sandbox", "relay"):
+        assert f"COPY {folder} ./{folder}" in text
+
+
+def test_platform_variables_are_read() -> None:
+    from producers.settings import redis_url
+    from worker.settings import Settings
+
+    assert redis_url({"REDIS_URL": "redis://h:1/2"}) == "redis://h:1/2"
+    assert redis_url({"REDIS_URL": "redis://h:1/2", "RELAY_REDIS_URL": "redis://x/0"}) == \
+        "redis://x/0"
+    assert Settings.from_env({"SENTRY_DSN": "http://k@h/1"}).sentry_dsn.reveal() == "http://k@h/1"
