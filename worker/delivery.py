@@ -19,11 +19,12 @@ from producers.errors import ConfigError, DeliveryError, ValidationError
 from producers.events import Interaction
 from producers.status import DEAD_LETTER, DELIVERED, REJECTED, WAITING, append_history
 from producers.status import write as write_status
-from worker import observe, schedule, stats
+from worker import durable, observe, schedule, stats
 from worker.admission import Admission, Admitter
 from worker.circuit import Circuit
 from worker.client import Endpoint
 from worker.policy import Outcome, Verdict
+from worker.ratelimit import RateLimiter
 from worker.settings import Settings
 from worker.soap import Reply
 
@@ -39,23 +40,31 @@ class Deliverer:
         self.rng = rng or random.Random()
         self.admitter = Admitter(client, probe_ttl_s=settings.transport.total_timeout + 5)
         self.circuit = Circuit(client, settings.breaker)
+        self.limiter = RateLimiter(client, settings.rate_limit) if settings.rate_limit else None
 
     def deliver(self, message: Any) -> str:
         """Handle one queue message; returns what happened. Never raises for a bad message."""
         try:
             event = Interaction.from_message(message)
         except ValidationError as exc:
-            return self._refuse(message, "invalid_message", f"invalid message: {exc}")
+            return self.refuse(message, "invalid_message", f"invalid message: {exc}")
         try:
             endpoint = self.settings.endpoint(event.tenant)
         except ConfigError as exc:
-            return self._refuse(event.to_message(), "config:tenant", str(exc))
+            return self.refuse(event.to_message(), "config:tenant", str(exc))
         admission = self.admitter.admit(event.event_id, event.tenant)
         if admission.verdict == "skip":
             self._count_only("skipped", event, f"already {admission.state}")
             return "skipped"
         if admission.verdict == "wait":
             self._hold(event, time.time() + admission.wait_s)
+            return "waiting"
+        if self.limiter and not self.limiter.acquire(event.tenant):
+            # The tenant's rate is saturated for a minute: wait in the schedule instead.
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.hincrby(keys.event(event.event_id), "charged", -1)
+            durable.execute(pipe)
+            self._hold(event, time.time() + 5)
             return "waiting"
         started = time.perf_counter()
         try:
@@ -100,7 +109,7 @@ class Deliverer:
         stats.observe_latency(pipe, latency_ms / 1000)
         if verdict.ambiguous:
             pipe.hincrby(keys.STATS, "ambiguous", 1)
-        pipe.execute()
+        durable.execute(pipe)
         if opened:
             observe.alert("circuit opened", tenant=event.tenant, reason=reason)
         if outcome is Outcome.DEAD_LETTER:
@@ -144,14 +153,14 @@ class Deliverer:
             "dead_at": now})
 
     def _hold(self, event: Interaction, due: float) -> None:
-        """The tenant's circuit is open: park the event, spending nothing."""
+        """Park the event (circuit open, or rate saturated), spending nothing."""
         pipe = self.redis.pipeline(transaction=False)
         schedule.add(pipe, event.to_message(), due)
         write_status(pipe, event.event_id, {"state": WAITING, "next_attempt": due})
-        pipe.hincrby(keys.STATS, "circuit_held", 1)
-        pipe.execute()
+        pipe.hincrby(keys.STATS, "held", 1)
+        durable.execute(pipe)
 
-    def _refuse(self, message: Any, signal: str, reason: str) -> str:
+    def refuse(self, message: Any, signal: str, reason: str) -> str:
         """A message no attempt can fix here: dead-letter it whole, never crash the worker."""
         if not isinstance(message, dict):
             message = {"raw": repr(message)[:2000]}
@@ -165,7 +174,7 @@ class Deliverer:
         write_status(pipe, str(message["event_id"]), {"state": DEAD_LETTER, "last_error": reason,
                                                       "last_signal": signal, "tenant": tenant})
         stats.count(pipe, Outcome.DEAD_LETTER.value, tenant, signal)
-        pipe.execute()
+        durable.execute(pipe)
         observe.outcome("dead_letter", event_id=message["event_id"], signal=signal,
                         reason=reason)
         observe.dead_letter(event_id=message["event_id"], tenant=tenant, signal=signal,
@@ -175,6 +184,6 @@ class Deliverer:
     def _count_only(self, outcome: str, event: Interaction, reason: str) -> None:
         pipe = self.redis.pipeline(transaction=False)
         stats.count(pipe, outcome, event.tenant)
-        pipe.execute()
+        durable.execute(pipe)
         observe.outcome(outcome, event_id=event.event_id, tenant=event.tenant, reason=reason)
 

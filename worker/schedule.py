@@ -88,12 +88,18 @@ class Mover(threading.Thread):
         self.stopping = threading.Event()
 
     def run(self) -> None:
+        failures = 0
         while not self.stopping.is_set():
             try:
                 moved = self.schedule.move_due(self.send)
-            except Exception:  # Redis away for a moment: try again next tick
-                log.warning("schedule mover failed; retrying", exc_info=True)
-                moved = 0
+            except Exception as exc:  # Redis away for a moment: back off, try again
+                failures += 1
+                if failures == 1 or failures % 50 == 0:
+                    log.warning("schedule mover cannot reach Redis (%s); retrying",
+                                type(exc).__name__)
+                self.stopping.wait(min(5.0, self.interval * 2 ** min(failures, 5)))
+                continue
+            failures = 0
             if moved == 0:
                 self.stopping.wait(self.interval)
 

@@ -1,0 +1,52 @@
+"""The Redis rate limiter shared by a pool: two processes together stay within the limit."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import redis
+
+from tests.helpers import ROOT
+
+CHILD = """
+import sys, time, redis
+from worker.ratelimit import RateLimiter
+limiter = RateLimiter(redis.Redis.from_url(sys.argv[1]), float(sys.argv[2]))
+start = float(sys.argv[4])
+time.sleep(max(0.0, start - time.time()))
+end = start + float(sys.argv[3])
+n = 0
+while time.time() < end:
+    if limiter.acquire("acme", max_wait=1.0) and time.time() < end:
+        n += 1
+print(n)
+"""
+
+
+def test_two_processes_share_one_limit(redis_url: str) -> None:
+    redis.Redis.from_url(redis_url).flushdb()
+    rate, seconds = 200.0, 3.0
+    start = time.time() + 1.5  # both begin together, after their imports
+    procs = [subprocess.Popen([sys.executable, "-c", CHILD, redis_url, str(rate), str(seconds),
+                               str(start)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    counts = [int(p.communicate(timeout=30)[0]) for p in procs]
+    total = sum(counts)
+    assert abs(total - rate * seconds) <= 0.05 * rate * seconds, counts
+    assert min(counts) > 0.3 * total  # both really took part
+
+
+def test_limiter_says_how_long_to_wait(redis_url: str) -> None:
+    from worker.ratelimit import RateLimiter
+
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    limiter = RateLimiter(client, per_second=2, burst=1)
+    assert limiter.try_acquire("t") == 0
+    wait = limiter.try_acquire("t")
+    assert 0.3 < wait <= 0.5
+    time.sleep(wait)
+    assert limiter.try_acquire("t") == 0
+    assert limiter.try_acquire("other") == 0  # per tenant
