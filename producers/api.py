@@ -117,6 +117,8 @@ async def _body(request: web.Request) -> Any:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise ValidationError.one("body", "json", "must be a JSON document") from None
+    except RecursionError:
+        raise ValidationError.one("body", "depth", "is nested too deeply") from None
 
 
 async def _run(request: web.Request, fn: Callable[..., Any], *args: Any) -> Any:

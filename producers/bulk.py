@@ -53,6 +53,8 @@ def rows(path: Path, binary: io.BufferedReader) -> Iterator[tuple[int, Any, str]
                 yield number, json.loads(line), line
             except ValueError as exc:
                 yield number, ValidationError.one("line", "json", f"is not JSON ({exc})"), line
+            except RecursionError:
+                yield number, ValidationError.one("line", "depth", "is nested too deeply"), line
         return
     reader = csv.reader(text)
     header = [_column(c) for c in next(reader, [])]

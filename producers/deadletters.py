@@ -18,7 +18,7 @@ from typing import Any, cast
 import redis
 
 from producers import keys
-from producers.status import QUEUED, StatusStore
+from producers.status import QUEUED, pending, write
 
 
 @dataclass(frozen=True)
@@ -86,15 +86,17 @@ class DeadLetters:
 
     def replay(self, event_ids: list[str], send: Callable[[dict[str, Any]], None]) -> list[str]:
         """Give each event a fresh retry budget and enqueue it again; returns the replayed ids."""
-        status = StatusStore(self.redis)
         replayed = []
         for event_id in event_ids:
             entry = self.get(event_id)
             if entry is None:
                 continue
             event = entry["event"]
-            status.update(event_id, state=QUEUED, charged=0, tenant=event.get("tenant", ""),
-                          replayed_at=time.time())
+            pipe = self.redis.pipeline(transaction=False)
+            write(pipe, event_id, {"state": QUEUED, "charged": 0, "tenant": event.get("tenant", ""),
+                                   "replayed_at": time.time()})
+            pending(pipe, event, time.time())
+            pipe.execute()
             send(event)
             self.remove([event_id])
             replayed.append(event_id)

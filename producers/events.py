@@ -62,7 +62,9 @@ class Interaction:
             raise ValidationError([FieldError("event", "type", "must be an object")])
         errors: list[FieldError] = []
         unknown = sorted(str(k) for k in data if k not in FIELDS)
-        errors += [FieldError(k, "unknown", "is not a known field") for k in unknown]
+        errors += [FieldError(k if k.strip() else repr(k), "unknown",
+                              f"is not a known field (known: {', '.join(FIELDS)})")
+                   for k in unknown]
 
         def text(name: str, *, required: bool, maximum: int) -> str:
             value = data.get(name)

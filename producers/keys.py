@@ -15,6 +15,9 @@ DLQ = PREFIX + "dlq"  # hash: event_id -> dead-letter entry (JSON), no TTL
 DLQ_INDEX = PREFIX + "dlq:index"  # zset: event_id -> time dead-lettered
 SCHEDULE = PREFIX + "schedule"  # zset: event_id -> due time (epoch seconds)
 SCHEDULE_EVENTS = PREFIX + "schedule:events"  # hash: event_id -> event message (JSON)
+# The outbox: every accepted event until it ends, so one lost in transit can be sent again.
+PENDING = PREFIX + "pending"  # zset: event_id -> accepted (or last re-sent) time
+PENDING_EVENTS = PREFIX + "pending:events"  # hash: event_id -> event message (JSON)
 
 
 def event(event_id: str) -> str:
@@ -34,4 +37,5 @@ def rate(tenant: str) -> str:
 
 def app_key_patterns() -> list[str]:
     """Patterns of the relay's own data (not Celery's), for operators' and tests' cleanup."""
-    return [PREFIX + p for p in ("stats", "dlq*", "schedule*", "event:*", "circuit:*", "rate:*")]
+    return [PREFIX + p for p in ("stats", "dlq*", "schedule*", "pending*", "event:*",
+                                 "circuit:*", "rate:*")]

@@ -47,10 +47,11 @@ class Producer:
     def enqueue(self, event: Interaction) -> bool:
         """Enqueue a validated event; False when its ``event_id`` was already accepted."""
         try:
-            if not self.status_store.create(event.event_id, event.tenant):
+            message = event.to_message()
+            if not self.status_store.create(message):
                 return False
             try:
-                self.send(event.to_message())
+                self.send(message)
             except BaseException:
                 self.status_store.forget(event.event_id)  # let the caller try the same id again
                 raise

@@ -22,11 +22,14 @@ QUEUED, IN_FLIGHT, WAITING, DELIVERED, REJECTED, DEAD_LETTER = (
     "queued", "in_flight", "waiting", "delivered", "rejected", "dead_letter")
 TERMINAL = frozenset({DELIVERED, REJECTED, DEAD_LETTER})
 
-# Create the record only if none exists: one round trip is both dedupe and bookkeeping.
+# Create the record only if none exists: one round trip is dedupe, bookkeeping and outbox.
+# KEYS: record, pending, pending events. ARGV: ttl, event id, now, message, fields...
 _CREATE = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('HSET', KEYS[1], unpack(ARGV, 5))
 redis.call('EXPIRE', KEYS[1], ARGV[1])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
+redis.call('HSET', KEYS[3], ARGV[2], ARGV[4])
 return 1
 """
 
@@ -39,15 +42,20 @@ class StatusStore:
         self.ttl = ttl
         self._create = client.register_script(_CREATE)
 
-    def create(self, event_id: str, tenant: str, now: float | None = None) -> bool:
+    def create(self, message: dict[str, Any], now: float | None = None) -> bool:
         """Record a newly accepted event; False when the ``event_id`` is already known."""
         now = time.time() if now is None else now
-        fields: list[Any] = ["state", QUEUED, "tenant", tenant, "attempts", 0, "charged", 0,
-                  "created_at", now, "updated_at", now]
-        return bool(self._create(keys=[keys.event(event_id)], args=[self.ttl, *fields]))
+        event_id = message["event_id"]
+        fields: list[Any] = ["state", QUEUED, "tenant", message.get("tenant", ""), "attempts", 0,
+                             "charged", 0, "created_at", now, "updated_at", now]
+        return bool(self._create(keys=[keys.event(event_id), keys.PENDING, keys.PENDING_EVENTS],
+                                 args=[self.ttl, event_id, now, json.dumps(message), *fields]))
 
     def forget(self, event_id: str) -> None:
-        self.redis.delete(keys.event(event_id))
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.delete(keys.event(event_id))
+        finished(pipe, event_id)
+        pipe.execute()
 
     def update(self, event_id: str, **fields: Any) -> None:
         pipe = self.redis.pipeline(transaction=False)
@@ -75,6 +83,18 @@ def write(pipe: Any, event_id: str, fields: dict[str, Any]) -> None:
     pipe.hset(key, mapping={**{k: _flat(v) for k, v in fields.items()},
                             "updated_at": time.time()})
     pipe.expire(key, STATUS_TTL_S)
+
+
+def finished(pipe: Any, event_id: str) -> None:
+    """Queue the removal of an event from the outbox (it ended, or was never sent)."""
+    pipe.zrem(keys.PENDING, event_id)
+    pipe.hdel(keys.PENDING_EVENTS, event_id)
+
+
+def pending(pipe: Any, message: dict[str, Any], now: float) -> None:
+    """Queue (re)adding an event to the outbox, e.g. when a dead letter is replayed."""
+    pipe.zadd(keys.PENDING, {message["event_id"]: now})
+    pipe.hset(keys.PENDING_EVENTS, message["event_id"], json.dumps(message))
 
 
 def append_history(pipe: Any, event_id: str, entry: dict[str, Any]) -> None:

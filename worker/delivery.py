@@ -17,7 +17,15 @@ import redis
 from producers import deadletters, keys
 from producers.errors import ConfigError, DeliveryError, ValidationError
 from producers.events import Interaction
-from producers.status import DEAD_LETTER, DELIVERED, REJECTED, WAITING, append_history
+from producers.status import (
+    DEAD_LETTER,
+    DELIVERED,
+    REJECTED,
+    TERMINAL,
+    WAITING,
+    append_history,
+    finished,
+)
 from producers.status import write as write_status
 from worker import durable, observe, schedule, stats
 from worker.admission import Admission, Admitter
@@ -102,6 +110,8 @@ class Deliverer:
         elif not verdict.trips_breaker and verdict.outcome is not Outcome.SYSTEMIC:
             Circuit.success(pipe, event.tenant)  # the service answered sensibly
         write_status(pipe, event.event_id, fields)
+        if fields["state"] in TERMINAL:
+            finished(pipe, event.event_id)
         append_history(pipe, event.event_id, {"at": now, "attempt": adm.attempts, "signal":
                                         verdict.signal, "outcome": outcome.value,
                                         "latency_ms": latency_ms, "reason": reason[:200]})
@@ -174,6 +184,7 @@ class Deliverer:
         write_status(pipe, str(message["event_id"]), {"state": DEAD_LETTER, "last_error": reason,
                                                       "last_signal": signal, "tenant": tenant})
         stats.count(pipe, Outcome.DEAD_LETTER.value, tenant, signal)
+        finished(pipe, str(message["event_id"]))
         durable.execute(pipe)
         observe.outcome("dead_letter", event_id=message["event_id"], signal=signal,
                         reason=reason)
@@ -184,6 +195,7 @@ class Deliverer:
     def _count_only(self, outcome: str, event: Interaction, reason: str) -> None:
         pipe = self.redis.pipeline(transaction=False)
         stats.count(pipe, outcome, event.tenant)
+        finished(pipe, event.event_id)
         durable.execute(pipe)
         observe.outcome(outcome, event_id=event.event_id, tenant=event.tenant, reason=reason)
 

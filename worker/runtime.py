@@ -16,6 +16,7 @@ from typing import Any
 import redis
 
 from producers.events import Interaction
+from worker import reconcile
 from worker.client import Endpoint, SoapClient
 from worker.delivery import Deliverer
 from worker.errors import RequestTimeout
@@ -39,7 +40,9 @@ class Runtime:
         self.redis = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=5,
                                           socket_timeout=10, health_check_interval=30)
         self.deliverer = Deliverer(settings, self.redis, self.call)
-        self.mover = Mover(Schedule(self.redis), send, settings.scheduler_interval)
+        vt = settings.visibility_timeout
+        self.mover = Mover(Schedule(self.redis), send, settings.scheduler_interval, chores=[
+            (max(1.0, vt / 4), lambda: reconcile.sweep(self.redis, send, vt))])
         self._in_flight = threading.BoundedSemaphore(max(1, settings.in_flight))
 
     def call(self, event: Interaction, endpoint: Endpoint) -> Reply:

@@ -82,16 +82,26 @@ class Mover(threading.Thread):
     """Background thread in each worker process: move due events back to the queue."""
 
     def __init__(self, schedule: Schedule, send: Callable[[dict[str, Any]], None],
-                 interval: float) -> None:
+                 interval: float, chores: list[tuple[float, Callable[[], Any]]] | None = None
+                 ) -> None:
         super().__init__(name="relay-schedule-mover", daemon=True)
         self.schedule, self.send, self.interval = schedule, send, interval
+        self.chores = [(every, fn, [0.0]) for every, fn in chores or []]  # (period, fn, last)
         self.stopping = threading.Event()
+
+    def _chores(self) -> None:
+        now = time.monotonic()
+        for every, fn, last in self.chores:
+            if now - last[0] >= every:
+                last[0] = now
+                fn()
 
     def run(self) -> None:
         failures = 0
         while not self.stopping.is_set():
             try:
                 moved = self.schedule.move_due(self.send)
+                self._chores()
             except Exception as exc:  # Redis away for a moment: back off, try again
                 failures += 1
                 if failures == 1 or failures % 50 == 0:

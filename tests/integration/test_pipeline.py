@@ -153,3 +153,22 @@ def test_purge_needs_confirmation(pipeline: Pipeline) -> None:
     assert refused.returncode == 2 and "without --yes" in refused.stderr
     assert pipeline.relay_json("dlq", "purge", "--all", "--yes") == {"purged": 1}
     assert pipeline.relay_json("dlq", "list") == []
+
+
+def test_a_message_lost_in_transit_is_sent_again(pipeline: Pipeline) -> None:
+    """An accepted event whose queue message vanished (as when Redis drops between kombu's
+    BRPOP and its unacked bookkeeping) is found in the outbox and delivered."""
+    from producers.events import Interaction
+    from worker.reconcile import sweep
+
+    event = Interaction.create(account_id="123456", location="STORE-003",
+                               interaction_type="VISIT", note="lost in transit")
+    assert pipeline.producer.status_store.create(event.to_message())  # accepted, never sent
+    sent: list[dict[str, object]] = []
+    assert sweep(pipeline.redis, sent.append, visibility_timeout=300) == 0  # too young
+    assert sweep(pipeline.redis, pipeline.producer.send, visibility_timeout=300,
+                 now=time.time() + 601) == 1
+    assert pipeline.wait_states([event.event_id]) == {event.event_id: "delivered"}
+    assert pipeline.redis.zcard("relay:pending") == 0  # the outbox forgets finished events
+    assert sweep(pipeline.redis, sent.append, visibility_timeout=300,
+                 now=time.time() + 1201) == 0 and not sent
