@@ -178,7 +178,8 @@ def main() -> int:
                 # the naive worker manages ~2 calls per latency period: size its run to ~15 s
                 naive_n = max(100, min(args.events, int(15 * 2 / (latency / 1000 + 0.003))))
                 for name in ("ours", "ours_2proc", "naive", "ceiling"):
-                    box.reset()
+                    box.reset()  # clears the record of calls, and the latency with it
+                    box.configure(latency_ms=latency)
                     if name == "naive":
                         row[name] = run_naive(url, box, naive_n, 600)
                     elif name == "ceiling":

@@ -52,7 +52,8 @@ def test_no_secret_anywhere(stack: Stack) -> None:
         dead = [producer.record(account_id="123456", location="NOWHERE",
                                 interaction_type="VISIT", note=f"d{i}") for i in range(5)]
         held = [producer.record(account_id="123456", location="STORE-002",
-                                interaction_type="VISIT", tenant="acme") for _ in range(5)]
+                                interaction_type="VISIT", tenant="acme", note=f"h{i}")
+                for i in range(5)]
         stack.wait_terminal(good + dead)
         time.sleep(1.5)  # acme's circuit opens on code 100 and probes fail a few times
         stack.sandbox.seed(add={"tokens": [TENANT_TOKEN]})

@@ -1,0 +1,81 @@
+"""``make soak``: many events through the real pipeline with 1% injected faults.
+
+Every event must end delivered (the faults are all retryable), none lost, and the worker's
+memory must stay flat. Not part of CI (it takes minutes); figures go to docs/RELIABILITY.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+import redis
+
+from bench.procs import peak_rss_mb, tree
+from bench.run import LOGS, TOKEN, events, redis_url
+from producers import Producer
+from tests.helpers import start, start_sandbox, stop, wait_until
+
+FAULTS = {"reset": 0.002, "html502": 0.002, "malformed": 0.002, "hang": 0.002, "error": 0.002}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=100_000)
+    args = parser.parse_args()
+    LOGS.mkdir(exist_ok=True)
+    url, server = redis_url()
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    box = start_sandbox(log=LOGS / "soak-sandbox.log")
+    box.configure(rates=FAULTS, hang_s=3)
+    log = LOGS / "soak-worker.log"
+    log.write_text("")
+    worker = start(["-m", "relay", "worker"], log=log, env={
+        "RELAY_REDIS_URL": url, "RELAY_SOAP_URL": box.url, "RELAY_SECURITY_TOKEN": TOKEN,
+        "RELAY_READ_TIMEOUT": "1", "RELAY_TOTAL_TIMEOUT": "2", "RELAY_BACKOFF_BASE": "0.2",
+        "RELAY_BACKOFF_CAP": "2", "RELAY_MAX_ATTEMPTS": "30", "RELAY_BREAKER_THRESHOLD": "20"})
+    began = time.monotonic()
+    try:
+        wait_until(lambda: "relay worker ready" in log.read_text(), 60)
+        producer = Producer(url)
+        rss_samples = []
+        for i, fields in enumerate(events(args.events, "soak")):
+            producer.record(**fields)
+            if i % 10_000 == 0:
+                rss_samples.append(round(peak_rss_mb(tree(worker.pid))))
+
+        def finished() -> bool:
+            stats = {k.decode(): float(v) for k, v in client.hgetall("relay:stats").items()}
+            done = sum(stats.get(f"outcome:{o}", 0) for o in ("delivered", "dead_letter",
+                                                               "rejected"))
+            return done >= args.events
+
+        wait_until(finished, 3600, 1.0, "every event finished")
+        rss_samples.append(round(peak_rss_mb(tree(worker.pid))))
+        stats = {k.decode(): float(v) for k, v in client.hgetall("relay:stats").items()}
+        calls = box.calls(limit=0)
+        result = {"events": args.events, "delivered": int(stats.get("outcome:delivered", 0)),
+                  "dead_lettered": int(stats.get("outcome:dead_letter", 0)),
+                  "rejected": int(stats.get("outcome:rejected", 0)),
+                  "accepted_by_sandbox": calls["count"], "duplicates": calls["duplicates"],
+                  "faulty_calls": sum(v for k, v in calls["requests"].items()
+                                      if k.startswith("fault:")),
+                  "retries": int(stats.get("outcome:retry", 0)),
+                  "worker_peak_rss_mb_over_time": rss_samples,
+                  "seconds": round(time.monotonic() - began, 1)}
+        result["lost"] = args.events - result["delivered"] - result["dead_lettered"] - \
+            result["rejected"]
+        print(json.dumps(result, indent=2))
+        return 0 if result["lost"] == 0 else 1
+    finally:
+        stop(worker)
+        stop(box.proc)
+        if server is not None:
+            server.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
