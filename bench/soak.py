@@ -18,19 +18,22 @@ from bench.run import LOGS, TOKEN, events, redis_url
 from producers import Producer
 from tests.helpers import start, start_sandbox, stop, wait_until
 
-FAULTS = {"reset": 0.002, "html502": 0.002, "malformed": 0.002, "hang": 0.002, "error": 0.002}
+FAULT_KINDS = ("reset", "html502", "malformed", "hang", "error")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--fault-rate", type=float, default=0.01,
+                        help="share of calls that fail, spread over reset, HTML 502, "
+                             "malformed XML, hang and code 1")
     args = parser.parse_args()
     LOGS.mkdir(exist_ok=True)
     url, server = redis_url()
     client = redis.Redis.from_url(url)
     client.flushdb()
     box = start_sandbox(log=LOGS / "soak-sandbox.log")
-    box.configure(rates=FAULTS, hang_s=3)
+    box.configure(rates={k: args.fault_rate / len(FAULT_KINDS) for k in FAULT_KINDS}, hang_s=3)
     log = LOGS / "soak-worker.log"
     log.write_text("")
     worker = start(["-m", "relay", "worker"], log=log, env={
