@@ -58,12 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["worker"]:  # everything after `worker` belongs to Celery
-        from relay.commands import worker
-
-        return worker(argv[1:])
-    args = build_parser().parse_args(argv)
     try:
+        if argv[:1] == ["worker"]:  # everything after `worker` belongs to Celery
+            from relay.commands import worker
+
+            return worker(argv[1:])
+        args = build_parser().parse_args(argv)
         code: int = args.handler(args)
     except ValidationError as exc:
         error(f"invalid input: {exc}")
