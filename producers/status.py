@@ -57,12 +57,6 @@ class StatusStore:
         finished(pipe, event_id)
         pipe.execute()
 
-    def update(self, event_id: str, **fields: Any) -> None:
-        pipe = self.redis.pipeline(transaction=False)
-        write(pipe, event_id, fields)
-        pipe.execute()
-
-
     def get(self, event_id: str) -> dict[str, Any] | None:
         raw = self.redis.hgetall(keys.event(event_id))
         if not raw:
