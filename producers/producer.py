@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
 from typing import Any
 
 import redis
@@ -15,7 +17,8 @@ from producers import keys
 from producers.broker import celery_config
 from producers.errors import EnqueueError
 from producers.events import Interaction
-from producers.settings import mask_url, redis_url
+from producers.settings import environment, mask_url, redis_url
+from producers.spool import Spool
 from producers.status import StatusStore
 
 _REDIS_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OperationalError)
@@ -27,8 +30,11 @@ _ARGSREPR = "[<interaction>]"
 class Producer:
     """Validates, dedupes on ``event_id`` and enqueues; one per process is plenty."""
 
-    def __init__(self, url: str | None = None) -> None:
+    def __init__(self, url: str | None = None, spool_dir: str | Path | None = None) -> None:
         self.url = url or redis_url()
+        spool_dir = spool_dir or environment().get("RELAY_SPOOL_DIR")
+        self.spool = Spool(spool_dir) if spool_dir else None
+        self._next_drain = 0.0
         self.redis = redis.Redis.from_url(self.url, socket_connect_timeout=2, socket_timeout=5)
         self.status_store = StatusStore(self.redis)
         self.celery = Celery("relay-producer", set_as_current=False)
@@ -45,15 +51,39 @@ class Producer:
         return event.event_id
 
     def enqueue(self, event: Interaction) -> bool:
-        """Enqueue a validated event; False when its ``event_id`` was already accepted."""
+        """Enqueue a validated event; False when its ``event_id`` was already accepted.
+
+        With a spool, an event Redis cannot take now is journalled to disk instead (True), and
+        the journal is drained on a later call once Redis answers.
+        """
+        if self.spool is None:
+            return self._enqueue(event.to_message())
+        if time.monotonic() >= self._next_drain and self.spool.has_events():
+            try:
+                self.spool.drain(self._enqueue)
+            except EnqueueError:
+                self._next_drain = time.monotonic() + 1.0  # still down: don't pay it per call
         try:
-            message = event.to_message()
+            if self._next_drain > time.monotonic():
+                raise EnqueueError("Redis was unreachable a moment ago")
+            return self._enqueue(event.to_message())
+        except EnqueueError:
+            self._next_drain = max(self._next_drain, time.monotonic() + 1.0)
+            self.spool.append(event.to_message())
+            return True
+
+    def flush_spool(self) -> int:
+        """Enqueue what the spool holds now; returns how many events left it."""
+        return self.spool.drain(self._enqueue) if self.spool else 0
+
+    def _enqueue(self, message: dict[str, Any]) -> bool:
+        try:
             if not self.status_store.create(message):
                 return False
             try:
                 self.send(message)
             except BaseException:
-                self.status_store.forget(event.event_id)  # let the caller try the same id again
+                self.status_store.forget(message["event_id"])  # the same id may be tried again
                 raise
         except _REDIS_ERRORS as exc:
             raise EnqueueError(f"Redis at {mask_url(self.url)} is unreachable: "

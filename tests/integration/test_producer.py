@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 import redis
@@ -46,3 +47,27 @@ def test_unreachable_redis_fails_fast_with_a_clear_error() -> None:
         producer.record(account_id="123456", location="STORE-001", interaction_type="VISIT")
     assert time.monotonic() - started < 5
     assert "hunter2" not in str(info.value)
+
+
+def test_spool_journals_while_redis_is_down_and_drains_after(redis_url: str,
+                                                             tmp_path: Path) -> None:
+    redis.Redis.from_url(redis_url).flushdb()
+    down = Producer(f"redis://127.0.0.1:{free_port()}/0", spool_dir=tmp_path)
+    started = time.monotonic()
+    ids = [down.record(account_id="123456", location="STORE-001", interaction_type="VISIT",
+                       note=f"offline {i}") for i in range(5)]
+    assert time.monotonic() - started < 5  # only the first call waits for the refusal
+    assert len(down.spool) == 5  # type: ignore[arg-type]
+    back = Producer(redis_url, spool_dir=tmp_path)
+    assert back.flush_spool() == 5
+    assert len(back.spool) == 0  # type: ignore[arg-type]
+    assert back.redis.llen("relay:deliveries") == 5
+    assert [back.status(i)["state"] for i in ids] == ["queued"] * 5  # type: ignore[index]
+    assert back.flush_spool() == 0
+    # drained lines sent twice (a crash mid-drain) are still enqueued once
+    for i in ids[:2]:
+        back.spool.append({"account_id": "123456", "location": "STORE-001",  # type: ignore[union-attr]
+                           "interaction_type": "VISIT", "note": "", "tenant": "default",
+                           "event_id": i})
+    back.flush_spool()
+    assert back.redis.llen("relay:deliveries") == 5
