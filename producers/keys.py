@@ -10,6 +10,9 @@ PREFIX = "relay:"
 QUEUE = "deliveries"  # Celery queue name; kombu stores it at relay:deliveries
 TASK_NAME = "relay.deliver"
 
+INBOX = PREFIX + "inbox"  # list: event messages (JSON) waiting for a worker
+LEASES = PREFIX + "leases"  # zset: event_id -> lease deadline, while a worker holds it
+LEASE_EVENTS = PREFIX + "leases:events"  # hash: event_id -> the leased message
 STATS = PREFIX + "stats"  # hash: outcome/code/tenant counters, pool-wide
 DLQ = PREFIX + "dlq"  # hash: event_id -> dead-letter entry (JSON), no TTL
 DLQ_INDEX = PREFIX + "dlq:index"  # zset: event_id -> time dead-lettered
@@ -38,4 +41,4 @@ def rate(tenant: str) -> str:
 def app_key_patterns() -> list[str]:
     """Patterns of the relay's own data (not Celery's), for operators' and tests' cleanup."""
     return [PREFIX + p for p in ("stats", "dlq*", "schedule*", "pending*", "event:*",
-                                 "circuit:*", "rate:*")]
+                                 "circuit:*", "rate:*", "inbox", "leases*")]

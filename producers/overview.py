@@ -37,11 +37,14 @@ def circuits(client: redis.Redis) -> list[dict[str, Any]]:
 
 def overview(client: redis.Redis) -> dict[str, Any]:
     pipe = client.pipeline(transaction=False)
+    pipe.llen(keys.INBOX)
     pipe.llen(QUEUE_KEY)
+    pipe.zcard(keys.LEASES)
     pipe.hlen(UNACKED_KEY)
     pipe.zcard(keys.SCHEDULE)
     pipe.hlen(keys.DLQ)
-    depth, unacked, scheduled, dead = pipe.execute()
+    inbox, celery_depth, leased, unacked, scheduled, dead = pipe.execute()
+    depth, unacked = int(inbox) + int(celery_depth), int(leased) + int(unacked)
     stats = counters(client)
     return {
         "queue_depth": int(depth), "unacked": int(unacked), "scheduled": int(scheduled),

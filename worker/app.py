@@ -7,6 +7,7 @@ chatter; nothing here uses them).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from typing import Any
@@ -30,13 +31,13 @@ app.conf.include = ["worker.tasks"]
 log = logging.getLogger("relay.worker")
 # Celery's own per-task "received"/"succeeded" lines cost CPU on the consumer's one thread;
 # our relay.outcome logger already writes one line per outcome.
-DEFAULT_ARGS = ["-P", "threads", "-c", "64", "--without-mingle", "--without-gossip",
+DEFAULT_ARGS = ["-P", "threads", "-c", "8", "--without-mingle", "--without-gossip",
                 "--without-heartbeat", "-Q", keys.QUEUE, "-l", "WARNING"]
 
 
 def send(message: dict[str, Any]) -> None:
-    app.send_task(keys.TASK_NAME, args=[message], queue=keys.QUEUE, argsrepr="[<interaction>]",
-                  kwargsrepr="{}")
+    """Put an event (back) in the inbox, e.g. a retry that has come due."""
+    current().redis.lpush(keys.INBOX, json.dumps(message))
 
 
 def current() -> runtime.Runtime:
@@ -45,7 +46,7 @@ def current() -> runtime.Runtime:
 
 @signals.worker_ready.connect
 def _start_mover(**_: Any) -> None:
-    current().start_mover()
+    current().start()
     log.info("relay worker ready (pid %d)", os.getpid())
 
 

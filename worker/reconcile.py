@@ -36,9 +36,10 @@ def sweep(client: redis.Redis, send: Callable[[dict[str, Any]], None],
     now = time.time() if now is None else now
     stale = client.zrangebyscore(keys.PENDING, "-inf", now - 2 * visibility_timeout,
                                  start=0, num=BATCH)
-    if not stale or client.llen(QUEUE_KEY):
+    if not stale or client.llen(QUEUE_KEY) or client.llen(keys.INBOX):
         return 0
-    unacked = _unacked_event_ids(client)
+    unacked = _unacked_event_ids(client) | {
+        k.decode() if isinstance(k, bytes) else str(k) for k in client.hkeys(keys.LEASE_EVENTS)}
     resent = 0
     for raw_id in stale:
         event_id = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)

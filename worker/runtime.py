@@ -18,6 +18,7 @@ import redis
 from producers.events import Interaction
 from worker import reconcile
 from worker.client import Endpoint, SoapClient
+from worker.consumer import BatchConsumer
 from worker.delivery import Deliverer
 from worker.errors import RequestTimeout
 from worker.schedule import Mover, Schedule
@@ -41,7 +42,10 @@ class Runtime:
                                           socket_timeout=10, health_check_interval=30)
         self.deliverer = Deliverer(settings, self.redis, self.call)
         vt = settings.visibility_timeout
+        self.consumer = BatchConsumer(self.redis, self.deliver, lease_s=vt,
+                                      concurrency=settings.concurrency)
         self.mover = Mover(Schedule(self.redis), send, settings.scheduler_interval, chores=[
+            (1.0, self.consumer.inbox.expire),
             (max(1.0, vt / 4), lambda: reconcile.sweep(self.redis, send, vt))])
         self._in_flight = threading.BoundedSemaphore(max(1, settings.in_flight))
 
@@ -59,11 +63,16 @@ class Runtime:
     def deliver(self, message: Any) -> str:
         return self.deliverer.deliver(message)
 
-    def start_mover(self) -> None:
+    def start(self) -> None:
+        """Start the background threads: the schedule mover and the batch consumer."""
         if not self.mover.is_alive():
             self.mover.start()
+        if not self.consumer.is_alive():
+            self.consumer.start()
 
     def close(self) -> None:
+        if self.consumer.is_alive():
+            self.consumer.stop()
         self.mover.stop()
         asyncio.run_coroutine_threadsafe(self.transport.close(), self.loop).result(timeout=5)
         self.loop.call_soon_threadsafe(self.loop.stop)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -22,22 +23,24 @@ def test_record_returns_id_and_queues_one_json_message(producer: Producer) -> No
     event_id = producer.record(account_id="123456", location="STORE-001",
                                interaction_type="VISIT", note="hello")
     assert producer.status(event_id)["state"] == "queued"  # type: ignore[index]
-    raw = producer.redis.lrange("relay:deliveries", 0, -1)
+    raw = producer.redis.lrange("relay:inbox", 0, -1)
     assert len(raw) == 1
-    assert b'"content-type": "application/json"' in raw[0]
+    assert json.loads(raw[0]) == {"account_id": "123456", "location": "STORE-001",
+                                  "interaction_type": "VISIT", "note": "hello",
+                                  "tenant": "default", "event_id": event_id}
 
 
 def test_duplicate_event_id_enqueues_once(producer: Producer) -> None:
     for _ in range(3):
         producer.record(account_id="1234567", location="STORE-001", interaction_type="VISIT",
                         event_id="dup-1")
-    assert producer.redis.llen("relay:deliveries") == 1
+    assert producer.redis.llen("relay:inbox") == 1
 
 
 def test_invalid_input_enqueues_nothing(producer: Producer) -> None:
     with pytest.raises(ValidationError, match="account_id: must be at most 60"):
         producer.record(account_id="1" * 61, location="STORE-001", interaction_type="VISIT")
-    assert producer.redis.llen("relay:deliveries") == 0
+    assert producer.redis.llen("relay:inbox") == 0
 
 
 def test_unreachable_redis_fails_fast_with_a_clear_error() -> None:
@@ -61,7 +64,7 @@ def test_spool_journals_while_redis_is_down_and_drains_after(redis_url: str,
     back = Producer(redis_url, spool_dir=tmp_path)
     assert back.flush_spool() == 5
     assert len(back.spool) == 0  # type: ignore[arg-type]
-    assert back.redis.llen("relay:deliveries") == 5
+    assert back.redis.llen("relay:inbox") == 5
     assert [back.status(i)["state"] for i in ids] == ["queued"] * 5  # type: ignore[index]
     assert back.flush_spool() == 0
     # drained lines sent twice (a crash mid-drain) are still enqueued once
@@ -70,4 +73,4 @@ def test_spool_journals_while_redis_is_down_and_drains_after(redis_url: str,
                            "interaction_type": "VISIT", "note": "", "tenant": "default",
                            "event_id": i})
     back.flush_spool()
-    assert back.redis.llen("relay:deliveries") == 5
+    assert back.redis.llen("relay:inbox") == 5
