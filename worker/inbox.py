@@ -30,10 +30,13 @@ for _, raw in ipairs(items) do
 end
 return items
 """
-# KEYS: inbox, leases, lease payloads. ARGV: now, max count. Expired leases go back first in
-# line.
-_EXPIRE = """
-local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
+# KEYS: inbox, leases, lease payloads. ARGV: the event ids to put back at the head of the
+# inbox, or '*due', now, max count for every lease past its deadline.
+_RETURN = """
+local ids = ARGV
+if ARGV[1] == '*due' then
+  ids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[2], 'LIMIT', 0, ARGV[3])
+end
 for _, id in ipairs(ids) do
   local raw = redis.call('HGET', KEYS[3], id)
   if raw then redis.call('RPUSH', KEYS[1], raw) end
@@ -42,16 +45,6 @@ for _, id in ipairs(ids) do
 end
 return #ids
 """
-# KEYS: inbox, leases, lease payloads. ARGV: event ids to give back now.
-_GIVE_BACK = """
-for _, id in ipairs(ARGV) do
-  local raw = redis.call('HGET', KEYS[3], id)
-  if raw then redis.call('RPUSH', KEYS[1], raw) end
-  redis.call('ZREM', KEYS[2], id)
-  redis.call('HDEL', KEYS[3], id)
-end
-return #ARGV
-"""
 
 
 class Inbox:
@@ -59,8 +52,7 @@ class Inbox:
         self.redis = client
         self.lease_s = lease_s
         self._claim = client.register_script(_CLAIM)
-        self._expire = client.register_script(_EXPIRE)
-        self._give_back = client.register_script(_GIVE_BACK)
+        self._return = client.register_script(_RETURN)
 
     def claim(self, count: int) -> list[dict[str, Any]]:
         raw = self._claim(keys=[keys.INBOX, keys.LEASES, keys.LEASE_EVENTS],
@@ -82,8 +74,9 @@ class Inbox:
     def give_back(self, event_ids: list[str]) -> None:
         """Return leased events to the head of the inbox now (graceful shutdown)."""
         if event_ids:
-            self._give_back(keys=[keys.INBOX, keys.LEASES, keys.LEASE_EVENTS], args=event_ids)
+            self._return(keys=[keys.INBOX, keys.LEASES, keys.LEASE_EVENTS], args=event_ids)
 
     def expire(self, limit: int = 500) -> int:
-        return int(self._expire(keys=[keys.INBOX, keys.LEASES, keys.LEASE_EVENTS],
-                                args=[time.time(), limit]))
+        """Put every lease past its deadline back in the inbox (its worker died)."""
+        return int(self._return(keys=[keys.INBOX, keys.LEASES, keys.LEASE_EVENTS],
+                                args=["*due", time.time(), limit]))
