@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import bisect
 import os
+import threading
+import time
 from pathlib import Path
 
 _TICK = os.sysconf("SC_CLK_TCK")
@@ -44,3 +47,37 @@ def peak_rss_mb(pids: list[int]) -> float:
         except OSError:
             continue
     return peak / 1024
+
+
+class CpuSampler(threading.Thread):
+    """Samples the CPU seconds of a process tree every ``period``, so the CPU spent between
+    two moments (the steady-state window) can be read off afterwards."""
+
+    def __init__(self, root_pids: list[int], period: float = 0.02) -> None:
+        super().__init__(daemon=True)
+        self.root_pids, self.period = root_pids, period
+        self.samples: list[tuple[float, float]] = []  # (epoch seconds, CPU seconds)
+        self.peak_rss = 0.0
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            pids = [p for root in self.root_pids for p in tree(root)]
+            self.samples.append((time.time(), cpu_seconds(pids)))
+            self.peak_rss = max(self.peak_rss, peak_rss_mb(pids))
+            self.stopping.wait(self.period)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.join()
+
+    def cpu_at(self, when: float) -> float:
+        """CPU seconds at ``when``, interpolated between the samples either side."""
+        stamps = [t for t, _ in self.samples]
+        i = bisect.bisect_left(stamps, when)
+        if i == 0:
+            return self.samples[0][1]
+        if i == len(self.samples):
+            return self.samples[-1][1]
+        (t0, c0), (t1, c1) = self.samples[i - 1], self.samples[i]
+        return c0 + (c1 - c0) * (when - t0) / max(1e-9, t1 - t0)

@@ -20,7 +20,7 @@ from typing import Any
 
 import redis
 
-from bench.procs import cpu_seconds, peak_rss_mb, tree
+from bench.procs import CpuSampler
 from producers import Producer
 from producers.events import Interaction
 from tests.helpers import (
@@ -45,11 +45,24 @@ def events(n: int, tag: str) -> list[dict[str, str]]:
              "interaction_type": "VISIT", "note": f"{tag}-{i}"} for i in range(n)]
 
 
-def steady_rate(box: Sandbox, n: int, timeout: float) -> float:
+def steady_window(box: Sandbox, n: int, timeout: float) -> tuple[float, float, int]:
+    """The 10th-90th percentile window of the sandbox's call timestamps: (start, end, calls)."""
     wait_until(lambda: box.calls(limit=0)["count"] >= n, timeout, 0.2, f"{n} deliveries")
     stamps = sorted(c["at"] for c in box.calls(limit=n)["calls"])
     lo, hi = int(n * 0.1), int(n * 0.9)
-    return (hi - lo) / max(1e-9, stamps[hi] - stamps[lo])
+    return stamps[lo], stamps[hi], hi - lo
+
+
+def steady(box: Sandbox, n: int, timeout: float, sampler: CpuSampler | None = None
+           ) -> dict[str, float]:
+    """Delivered events/s and CPU seconds per 1,000 events, both over the steady window."""
+    began, ended, calls = steady_window(box, n, timeout)
+    result = {"events_per_s": calls / max(1e-9, ended - began)}
+    if sampler is not None:
+        sampler.stop()
+        cpu = sampler.cpu_at(ended) - sampler.cpu_at(began)
+        result.update(cpu_s_per_1000=cpu / calls * 1000, peak_rss_mb=sampler.peak_rss)
+    return result
 
 
 def redis_url() -> tuple[str, Any]:
@@ -79,10 +92,17 @@ def measure_enqueue(url: str, n: int) -> dict[str, float]:
             "p99_ms": samples[int(n * 0.99)] * 1000}
 
 
-def run_ours(url: str, box: Sandbox, n: int, processes: int, timeout: float
-             ) -> dict[str, float]:
+def run_ours(url: str, box: Sandbox, n: int, processes: int, timeout: float,
+             **extra_env: str) -> dict[str, float]:
+    """The backlog is in the inbox before the workers start, so the producer (on the same two
+    cores) does not compete with them and the rate is the workers' own."""
     redis.Redis.from_url(url).flushdb()
-    env = {"RELAY_REDIS_URL": url, "RELAY_SOAP_URL": box.url, "RELAY_SECURITY_TOKEN": TOKEN}
+    producer = Producer(url)
+    for fields in events(n, "ours"):
+        producer.record(**fields)
+    producer.close()
+    env = {"RELAY_REDIS_URL": url, "RELAY_SOAP_URL": box.url, "RELAY_SECURITY_TOKEN": TOKEN,
+           **extra_env}
     began = time.monotonic()
     procs = []
     for i in range(processes):
@@ -90,51 +110,41 @@ def run_ours(url: str, box: Sandbox, n: int, processes: int, timeout: float
         log.write_text("")
         procs.append((start(["-m", "relay", "worker", "-n", f"bench{i}@%h"], env=env, log=log),
                       log))
+    sampler = CpuSampler([proc.pid for proc, _ in procs])
+    sampler.start()
     try:
         wait_until(lambda: all("relay worker ready" in log.read_text() for _, log in procs),
-                   60, 0.05, "workers")
+                   60, 0.01, "workers")
         startup = time.monotonic() - began
-        pids = [pid for proc, _ in procs for pid in tree(proc.pid)]
-        cpu0 = cpu_seconds(pids)
-        producer = Producer(url)
-        for fields in events(n, "ours"):
-            producer.record(**fields)
-        rate = steady_rate(box, n, timeout)
-        cpu = cpu_seconds(pids) - cpu0
-        rss = peak_rss_mb(pids)
-        producer.close()
+        result = steady(box, n, timeout, sampler)
     finally:
+        sampler.stop()
         for proc, _ in procs:
             stop(proc)
-    return {"events_per_s": rate, "cpu_s_per_1000": cpu / n * 1000, "peak_rss_mb": rss,
-            "startup_s": startup}
+    return {**result, "startup_s": startup}
 
 
 def run_naive(url: str, box: Sandbox, n: int, timeout: float) -> dict[str, float]:
     client = redis.Redis.from_url(url)
     client.flushdb()
     env = {"NAIVE_BROKER": url, "NAIVE_URL": box.url, "NAIVE_TOKEN": TOKEN}
+    os.environ.update(env)
+    from bench.naive import app, record
+
+    app.conf.broker_url = url
+    for fields in events(n, "naive"):
+        record.apply_async(args=[fields])
     log = LOGS / "naive.log"
     log.write_text("")
     proc = start(["-m", "celery", "-A", "bench.naive", "worker", "-P", "prefork",
                   "--concurrency=2", "-l", "INFO", "-Q", "naive"], env=env, log=log)
+    sampler = CpuSampler([proc.pid])
+    sampler.start()
     try:
-        wait_until(lambda: "ready." in log.read_text(), 60, 0.05, "naive worker")
-        time.sleep(0.5)
-        pids = tree(proc.pid)
-        cpu0 = cpu_seconds(pids)
-        os.environ.update(env)
-        from bench.naive import app, record
-
-        app.conf.broker_url = url
-        for fields in events(n, "naive"):
-            record.apply_async(args=[fields])
-        rate = steady_rate(box, n, timeout)
-        cpu = cpu_seconds(tree(proc.pid)) - cpu0
-        rss = peak_rss_mb(tree(proc.pid))
+        return steady(box, n, timeout, sampler)
     finally:
+        sampler.stop()
         stop(proc)
-    return {"events_per_s": rate, "cpu_s_per_1000": cpu / n * 1000, "peak_rss_mb": rss}
 
 
 def run_ceiling(box: Sandbox, n: int) -> dict[str, float]:
@@ -155,13 +165,27 @@ def run_ceiling(box: Sandbox, n: int) -> dict[str, float]:
         return time.process_time() - began
 
     cpu = asyncio.run(go())
-    return {"events_per_s": steady_rate(box, n, 120), "cpu_s_per_1000": cpu / n * 1000}
+    return {**steady(box, n, 120), "cpu_s_per_1000": cpu / n * 1000}
+
+
+def run_rate_limit(url: str, limit: float) -> dict[str, float]:
+    """Two worker processes, one tenant, a pool-wide limit well under what they can do."""
+    box = start_sandbox("--latency-ms", "0", log=LOGS / "sandbox.log")
+    try:
+        n = int(limit * 6)
+        result = run_ours(url, box, n, 2, 600, RELAY_RATE_LIMIT=str(limit))
+    finally:
+        stop(box.proc)
+    rate = result["events_per_s"]
+    return {"limit": limit, "events_per_s": rate, "deviation_pct": (rate / limit - 1) * 100}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--events", type=int, default=3000)
-    parser.add_argument("--latencies", default="0,50,200")
+    parser.add_argument("--events", type=int, default=5000)
+    parser.add_argument("--latencies", default="0,50,100,200")
+    parser.add_argument("--rate-limit", type=float, default=500.0,
+                        help="pool-wide limit (calls/s) checked with two worker processes")
     args = parser.parse_args()
     LOGS.mkdir(exist_ok=True)
     url, server = redis_url()
@@ -191,11 +215,17 @@ def main() -> int:
                 results["by_latency"][str(int(latency))] = row
             finally:
                 stop(box.proc)
+        if args.rate_limit:
+            results["rate_limit"] = run_rate_limit(url, args.rate_limit)
     finally:
         if server is not None:
             server.stop()
     table(results)
     (ROOT / "bench" / "results.json").write_text(json.dumps(results, indent=2))
+    if "rate_limit" in results:
+        rl = results["rate_limit"]
+        print(f"rate limit: {rl['limit']:,.0f}/s per tenant, 2 processes: {rl['events_per_s']:,.1f}"
+              f"/s ({rl['deviation_pct']:+.1f}%)")
     at50 = results["by_latency"].get("50")
     if at50:
         ours = at50["ours"]["events_per_s"]

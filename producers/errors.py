@@ -17,7 +17,8 @@ worker)::
         ├── SoapFault               the .asmx stack's own fault
         │   ├── ClientFault         soap:Client / soap:Sender: our request is wrong
         │   └── ServerFault         soap:Server / soap:Receiver: the service failed
-        └── ReplyError              HTTP 200 that is not a RecordInteraction reply
+        ├── ReplyError              HTTP 200 that is not a RecordInteraction reply
+        └── WorkerError             our own code failed around a call (a bug)
 
 Foreign exceptions (aiohttp, asyncio, expat, redis) are translated into this tree at exactly one
 boundary each, with ``raise ... from``.

@@ -79,10 +79,11 @@ def write(pipe: Any, event_id: str, fields: dict[str, Any]) -> None:
     pipe.expire(key, STATUS_TTL_S)
 
 
-def finished(pipe: Any, event_id: str) -> None:
-    """Queue the removal of an event from the outbox (it ended, or was never sent)."""
-    pipe.zrem(keys.PENDING, event_id)
-    pipe.hdel(keys.PENDING_EVENTS, event_id)
+def finished(pipe: Any, *event_ids: str) -> None:
+    """Queue the removal of events from the outbox (they ended, or were never sent)."""
+    if event_ids:
+        pipe.zrem(keys.PENDING, *event_ids)
+        pipe.hdel(keys.PENDING_EVENTS, *event_ids)
 
 
 def pending(pipe: Any, message: dict[str, Any], now: float) -> None:

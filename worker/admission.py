@@ -1,4 +1,4 @@
-"""Admission of one delivery attempt, in one Redis round trip.
+"""Admission of delivery attempts: a whole claimed batch in one Redis round trip.
 
 Skips an event already finished (the worker-side half of dedupe), holds it back while its
 tenant's circuit is open (without spending an attempt), and otherwise counts the attempt.
@@ -7,7 +7,9 @@ tenant's circuit is open (without spending an attempt), and otherwise counts the
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import redis
 
@@ -15,30 +17,41 @@ from producers import keys
 from producers.status import STATUS_TTL_S
 from worker.circuit import circuit_keys
 
-# KEYS: event, incident, open, probe. ARGV: now, probe_ttl_ms, status_ttl, tenant
+# KEYS: per event, its record, incident, open, probe. ARGV: now, probe_ttl_ms, status_ttl,
+# then one tenant per event. Returns one list per event.
 _ADMIT = """
-local state = redis.call('HGET', KEYS[1], 'state')
-if state == 'delivered' or state == 'rejected' or state == 'dead_letter' then
-  return {'skip', state}
+local out = {}
+for i = 1, #KEYS / 4 do
+  local record, incident, open, probe = KEYS[4*i-3], KEYS[4*i-2], KEYS[4*i-1], KEYS[4*i]
+  local state = redis.call('HGET', record, 'state')
+  if state == 'delivered' or state == 'rejected' or state == 'dead_letter' then
+    out[i] = {'skip', state}
+  else
+    local wait, is_probe = nil, 0
+    if redis.call('EXISTS', incident) == 1 then
+      local ttl = redis.call('PTTL', open)
+      if ttl > 0 then wait = tostring(ttl)
+      elseif not redis.call('SET', probe, '1', 'NX', 'PX', ARGV[2]) then wait = ARGV[2]
+      else is_probe = 1 end
+    end
+    if wait then
+      out[i] = {'wait', wait}
+    else
+      local attempts = redis.call('HINCRBY', record, 'attempts', 1)
+      local charged = redis.call('HINCRBY', record, 'charged', 1)
+      local created = redis.call('HGET', record, 'created_at')
+      if not created then
+        created = ARGV[1]
+        redis.call('HSET', record, 'created_at', created, 'tenant', ARGV[3 + i])
+      end
+      redis.call('HSETNX', record, 'first_attempt_at', ARGV[1])
+      redis.call('HSET', record, 'state', 'in_flight', 'updated_at', ARGV[1])
+      redis.call('EXPIRE', record, ARGV[3])
+      out[i] = {'go', attempts, charged, created, is_probe}
+    end
+  end
 end
-local probe = 0
-if redis.call('EXISTS', KEYS[2]) == 1 then
-  local ttl = redis.call('PTTL', KEYS[3])
-  if ttl > 0 then return {'wait', tostring(ttl)} end
-  if not redis.call('SET', KEYS[4], '1', 'NX', 'PX', ARGV[2]) then return {'wait', ARGV[2]} end
-  probe = 1
-end
-local attempts = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
-local charged = redis.call('HINCRBY', KEYS[1], 'charged', 1)
-local created = redis.call('HGET', KEYS[1], 'created_at')
-if not created then
-  created = ARGV[1]
-  redis.call('HSET', KEYS[1], 'created_at', created, 'tenant', ARGV[4])
-end
-redis.call('HSETNX', KEYS[1], 'first_attempt_at', ARGV[1])
-redis.call('HSET', KEYS[1], 'state', 'in_flight', 'updated_at', ARGV[1])
-redis.call('EXPIRE', KEYS[1], ARGV[3])
-return {'go', attempts, charged, created, probe}
+return out
 """
 
 
@@ -58,17 +71,28 @@ class Admitter:
         self._admit = client.register_script(_ADMIT)
         self.probe_ttl_ms = int(probe_ttl_s * 1000)
 
-    def admit(self, event_id: str, tenant: str) -> Admission:
-        _, incident, open_, probe = circuit_keys(tenant)
-        result = self._admit(keys=[keys.event(event_id), incident, open_, probe],
-                             args=[time.time(), self.probe_ttl_ms, STATUS_TTL_S, tenant])
-        verdict = _text(result[0])
-        if verdict == "skip":
-            return Admission("skip", state=_text(result[1]))
-        if verdict == "wait":
-            return Admission("wait", wait_s=int(result[1]) / 1000)
-        return Admission("go", attempts=int(result[1]), charged=int(result[2]),
-                         created_at=float(result[3]), probe=bool(result[4]))
+    def admit(self, events: Sequence[tuple[str, str]]) -> list[Admission]:
+        """Admit ``(event_id, tenant)`` pairs in one round trip, in order."""
+        if not events:
+            return []
+        script_keys: list[str] = []
+        for event_id, tenant in events:
+            _, incident, open_, probe = circuit_keys(tenant)
+            script_keys += [keys.event(event_id), incident, open_, probe]
+        results = self._admit(keys=script_keys,
+                              args=[time.time(), self.probe_ttl_ms, STATUS_TTL_S,
+                                    *(tenant for _, tenant in events)])
+        return [_admission(r) for r in results]
+
+
+def _admission(result: list[Any]) -> Admission:
+    verdict = _text(result[0])
+    if verdict == "skip":
+        return Admission("skip", state=_text(result[1]))
+    if verdict == "wait":
+        return Admission("wait", wait_s=int(result[1]) / 1000)
+    return Admission("go", attempts=int(result[1]), charged=int(result[2]),
+                     created_at=float(result[3]), probe=bool(result[4]))
 
 
 def _text(value: object) -> str:

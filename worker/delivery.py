@@ -1,15 +1,20 @@
-"""One delivery attempt, start to finish: admit, call, classify, record, then let Celery ack.
+"""Delivery attempts, start to finish: admit, call, classify, record.
 
-The outcome (status record, counters, dead letter or schedule entry) is written in one Redis
-pipeline *before* the task returns, so an ack never precedes the record of what happened.
+Work goes in batches: the batch consumer admits a claimed batch in one round trip and records
+every outcome that finished together in one pipeline; the Celery task is a batch of one. An
+outcome (status record, counters, dead letter or schedule entry) is written before the message
+is acked or its lease dropped (``tail`` rides at the end of the same pipeline), so nothing is
+let go before what happened to it is on record.
 """
 
 from __future__ import annotations
 
+import functools
 import random
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import redis
@@ -27,7 +32,7 @@ from producers.status import (
     finished,
 )
 from producers.status import write as write_status
-from worker import durable, observe, schedule, stats
+from worker import durable, observe, schedule
 from worker.admission import Admission, Admitter
 from worker.circuit import Circuit
 from worker.client import Endpoint
@@ -35,8 +40,50 @@ from worker.policy import Outcome, Verdict
 from worker.ratelimit import RateLimiter
 from worker.settings import Settings
 from worker.soap import Reply
+from worker.stats import Tally
 
 Call = Callable[[Interaction, Endpoint], Reply]  # raises DeliveryError
+Tail = Callable[[Any], None]  # queues the caller's own writes (e.g. lease release) on a pipeline
+
+
+@dataclass(slots=True)
+class Attempt:
+    """An admitted event: call the service (after ``delay``, its rate-limit slot), record."""
+
+    event: Interaction
+    endpoint: Endpoint
+    admission: Admission
+    delay: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    attempt: Attempt
+    result: Reply | DeliveryError
+    latency_ms: float
+
+
+class _Batch:
+    """One batch's writes on one pipeline, and the reports to make once they are on record."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.pipe = client.pipeline(transaction=False)
+        self.tally = Tally()
+        self.ended: list[str] = []
+        self.answered: set[str] = set()  # tenants whose service answered sensibly
+        self.reports: list[Callable[[], None]] = []
+
+    def commit(self, tail: Tail | None) -> None:
+        for tenant in self.answered:
+            Circuit.success(self.pipe, tenant)
+        finished(self.pipe, *self.ended)
+        self.tally.flush(self.pipe)
+        if tail is not None:
+            tail(self.pipe)
+        if self.pipe.command_stack:
+            durable.execute(self.pipe)
+        for report in self.reports:
+            report()
 
 
 class Deliverer:
@@ -51,44 +98,96 @@ class Deliverer:
         self.limiter = RateLimiter(client, settings.rate_limit) if settings.rate_limit else None
 
     def deliver(self, message: Any) -> str:
-        """Handle one queue message; returns what happened. Never raises for a bad message."""
-        try:
-            event = Interaction.from_message(message)
-        except ValidationError as exc:
-            return self.refuse(message, "invalid_message", f"invalid message: {exc}")
-        try:
-            endpoint = self.settings.endpoint(event.tenant)
-        except ConfigError as exc:
-            return self.refuse(event.to_message(), "config:tenant", str(exc))
-        admission = self.admitter.admit(event.event_id, event.tenant)
-        if admission.verdict == "skip":
-            self._count_only("skipped", event, f"already {admission.state}")
-            return "skipped"
-        if admission.verdict == "wait":
-            self._hold(event, time.time() + admission.wait_s)
-            return "waiting"
-        if self.limiter and not self.limiter.acquire(event.tenant):
-            # The tenant's rate is saturated for a minute: wait in the schedule instead.
-            pipe = self.redis.pipeline(transaction=False)
-            pipe.hincrby(keys.event(event.event_id), "charged", -1)
-            durable.execute(pipe)
-            self._hold(event, time.time() + 5)
-            return "waiting"
+        """One message start to finish (the Celery task); never raises for a bad message."""
+        [admitted] = self.admit([message])
+        if isinstance(admitted, str):
+            return admitted
+        time.sleep(admitted.delay)
         started = time.perf_counter()
         try:
-            result: Reply | DeliveryError = self.call(event, endpoint)
+            result: Reply | DeliveryError = self.call(admitted.event, admitted.endpoint)
         except DeliveryError as exc:
             result = exc
-        latency_ms = round((time.perf_counter() - started) * 1000, 1)
-        verdict = self.settings.policy.classify(result)
-        return self._record(event, endpoint, admission, verdict, latency_ms)
+        latency_ms = (time.perf_counter() - started) * 1000
+        return self.record([Finished(admitted, result, latency_ms)])[0]
 
-    def _record(self, event: Interaction, endpoint: Endpoint, adm: Admission, verdict: Verdict,
-                latency_ms: float) -> str:
+    def admit(self, messages: Sequence[Any], tail: Tail | None = None) -> list[Attempt | str]:
+        """Per message, an ``Attempt`` to make, or what already happened to it (refused,
+        skipped, waiting), recorded before this returns."""
+        batch = _Batch(self.redis)
+        out: list[Attempt | str] = [""] * len(messages)
+        candidates: list[tuple[int, Interaction, Endpoint]] = []
+        for i, message in enumerate(messages):
+            try:
+                event = Interaction.from_message(message)
+            except ValidationError as exc:
+                out[i] = self._refuse(batch, message, "invalid_message", f"invalid message: {exc}")
+                continue
+            try:
+                candidates.append((i, event, self.settings.endpoint(event.tenant)))
+            except ConfigError as exc:
+                out[i] = self._refuse(batch, event.to_message(), "config:tenant", str(exc))
+        admissions = self.admitter.admit([(e.event_id, e.tenant) for _, e, _ in candidates])
+        now = time.time()
+        go: list[tuple[int, Attempt]] = []
+        for (i, event, endpoint), adm in zip(candidates, admissions, strict=True):
+            if adm.verdict == "skip":
+                out[i] = self._count_only(batch, "skipped", event, f"already {adm.state}")
+            elif adm.verdict == "wait":
+                out[i] = self._hold(batch, event, now + adm.wait_s)
+            else:
+                go.append((i, Attempt(event, endpoint, adm)))
+        waits = self.limiter.reserve([a.event.tenant for _, a in go]) if self.limiter else []
+        for n, (i, attempt) in enumerate(go):
+            wait = waits[n] if waits else 0.0
+            if wait < 0:  # the tenant's rate is booked past the horizon: wait in the schedule
+                batch.pipe.hincrby(keys.event(attempt.event.event_id), "charged", -1)
+                out[i] = self._hold(batch, attempt.event, now - wait)
+            else:
+                attempt.delay = wait
+                out[i] = attempt
+        batch.commit(tail)
+        return out
+
+    def record(self, done: Sequence[Finished], tail: Tail | None = None) -> list[str]:
+        """Record outcomes (in the order the calls finished) in one pipeline."""
+        batch = _Batch(self.redis)
+        verdicts = [self.settings.policy.classify(f.result) for f in done]
+        # A success ends a failure run. Within a batch the order is the order calls finished,
+        # so a success that a later failure of its tenant follows resets the circuit before
+        # that failure is counted; one with no failure after it resets with the batch.
+        pairs = list(zip(done, verdicts, strict=True))
+        last_failure = {f.attempt.event.tenant: n for n, (f, v) in enumerate(pairs)
+                        if _counts_as_failure(v)}
+        reset_first: set[str] = set()
+        outcomes = []
+        for n, (f, verdict) in enumerate(pairs):
+            tenant = f.attempt.event.tenant
+            if not _counts_as_failure(verdict):
+                if last_failure.get(tenant, -1) > n:
+                    reset_first.add(tenant)
+                else:
+                    batch.answered.add(tenant)
+            outcomes.append(self._record(batch, f, verdict, reset_first))
+        batch.commit(tail)
+        return outcomes
+
+    def _failure(self, tenant: str, reason: str, reset_first: set[str],
+                 force: bool = False) -> bool:
+        if tenant in reset_first:
+            reset_first.discard(tenant)
+            pipe = self.redis.pipeline(transaction=False)
+            Circuit.success(pipe, tenant)
+            durable.execute(pipe)
+        return self.circuit.failure(tenant, reason, force=force)
+
+    def _record(self, batch: _Batch, f: Finished, verdict: Verdict, reset_first: set[str]
+                ) -> str:
+        event, endpoint, adm = f.attempt.event, f.attempt.endpoint, f.attempt.admission
         now = time.time()
         outcome = verdict.outcome
         reason = endpoint.token.scrub(verdict.reason)
-        pipe = self.redis.pipeline(transaction=False)
+        latency_ms = round(f.latency_ms, 1)
         fields: dict[str, Any] = {"last_code": verdict.code, "last_signal": verdict.signal,
                                   "last_error": "" if outcome is Outcome.DELIVERED else reason}
         opened = False
@@ -98,104 +197,113 @@ class Deliverer:
             fields.update(state=REJECTED)
         elif outcome is Outcome.DEAD_LETTER:
             fields.update(state=DEAD_LETTER)
-            self._dead_letter(pipe, event, adm, verdict.code, verdict.signal, reason, now)
+            self._dead_letter(batch, event, adm, verdict.code, verdict.signal, reason, now)
         else:  # RETRY or SYSTEMIC
-            outcome, due, opened = self._plan_retry(pipe, event, adm, verdict, reason, now)
+            outcome, due, opened = self._plan_retry(batch, event, adm, verdict, reason, now,
+                                                    reset_first)
             if outcome is Outcome.DEAD_LETTER:
                 fields.update(state=DEAD_LETTER)
             else:
                 fields.update(state=WAITING, next_attempt=due)
         if verdict.trips_breaker and outcome is not Outcome.RETRY and not opened:
-            opened = self.circuit.failure(event.tenant, reason)
-        elif not verdict.trips_breaker and verdict.outcome is not Outcome.SYSTEMIC:
-            Circuit.success(pipe, event.tenant)  # the service answered sensibly
+            opened = self._failure(event.tenant, reason, reset_first)
+        pipe = batch.pipe
         write_status(pipe, event.event_id, fields)
         if fields["state"] in TERMINAL:
-            finished(pipe, event.event_id)
+            batch.ended.append(event.event_id)
         append_history(pipe, event.event_id, {"at": now, "attempt": adm.attempts, "signal":
                                         verdict.signal, "outcome": outcome.value,
                                         "latency_ms": latency_ms, "reason": reason[:200]})
-        stats.count(pipe, outcome.value, event.tenant, verdict.signal)
-        stats.observe_latency(pipe, latency_ms / 1000)
+        batch.tally.count(outcome.value, event.tenant, verdict.signal)
+        batch.tally.latency(latency_ms / 1000)
         if verdict.ambiguous:
-            pipe.hincrby(keys.STATS, "ambiguous", 1)
-        durable.execute(pipe)
+            batch.tally.add("ambiguous")
         if opened:
-            observe.alert("circuit opened", tenant=event.tenant, reason=reason)
-        if outcome is Outcome.DEAD_LETTER:
-            observe.dead_letter(event_id=event.event_id, tenant=event.tenant, code=verdict.code,
-                                signal=verdict.signal, reason=reason)
-        observe.outcome(outcome.value, event_id=event.event_id, tenant=event.tenant,
-                        code=verdict.code, signal=verdict.signal, attempt=adm.attempts,
-                        latency_ms=latency_ms, reason=None if outcome is Outcome.DELIVERED
-                        else reason)
+            batch.reports.append(functools.partial(observe.alert, "circuit opened",
+                                                   tenant=event.tenant, reason=reason))
+        batch.reports.append(functools.partial(
+            observe.outcome, outcome.value, event_id=event.event_id, tenant=event.tenant,
+            code=verdict.code, signal=verdict.signal, attempt=adm.attempts,
+            latency_ms=latency_ms, reason=None if outcome is Outcome.DELIVERED else reason))
         return outcome.value
 
-    def _plan_retry(self, pipe: Any, event: Interaction, adm: Admission, verdict: Verdict,
-                    reason: str, now: float) -> tuple[Outcome, float, bool]:
+    def _plan_retry(self, batch: _Batch, event: Interaction, adm: Admission, verdict: Verdict,
+                    reason: str, now: float, reset_first: set[str]
+                    ) -> tuple[Outcome, float, bool]:
         """Retry later, or wait for the circuit without spending the attempt, or give up."""
         systemic = verdict.outcome is Outcome.SYSTEMIC
-        opened = self.circuit.failure(event.tenant, reason, force=systemic) \
+        opened = self._failure(event.tenant, reason, reset_first, force=systemic) \
             if systemic or verdict.trips_breaker else False
         incident = opened or adm.probe or bool(
             self.redis.exists(keys.circuit(event.tenant, "incident")))
         if systemic or incident:
-            pipe.hincrby(keys.event(event.event_id), "charged", -1)
+            batch.pipe.hincrby(keys.event(event.event_id), "charged", -1)
             wait = max(0.05, self.redis.pttl(keys.circuit(event.tenant, "open")) / 1000)
             due = now + (wait if incident else self.settings.breaker.cooldown)
         elif self.settings.backoff.exhausted(adm.charged, now - adm.created_at):
-            self._dead_letter(pipe, event, adm, verdict.code, verdict.signal,
+            self._dead_letter(batch, event, adm, verdict.code, verdict.signal,
                               f"retries exhausted after {adm.charged} attempts: {reason}", now)
             return Outcome.DEAD_LETTER, now, opened
         else:
             due = now + max(self.settings.backoff.delay(adm.charged, self.rng),
                             verdict.retry_after or 0.0)
-        schedule.add(pipe, event.to_message(), due)
+        schedule.add(batch.pipe, event.to_message(), due)
         return Outcome.RETRY if not systemic else Outcome.SYSTEMIC, due, opened
 
-    def _dead_letter(self, pipe: Any, event: Interaction | dict[str, Any], adm: Admission | None,
-                     code: int | None, signal: str, reason: str, now: float) -> None:
+    def _dead_letter(self, batch: _Batch, event: Interaction | dict[str, Any],
+                     adm: Admission | None, code: int | None, signal: str, reason: str,
+                     now: float) -> None:
         message = event.to_message() if isinstance(event, Interaction) else event
-        deadletters.add(pipe, {
+        tenant = str(message.get("tenant") or "default")
+        deadletters.add(batch.pipe, {
             "event": message, "tenant": message.get("tenant", ""), "code": code,
             "signal": signal, "reason": reason, "attempts": adm.attempts if adm else 0,
             "first_attempt_at": adm.created_at if adm else now, "last_attempt_at": now,
             "dead_at": now})
+        batch.reports.append(functools.partial(
+            observe.dead_letter, event_id=message.get("event_id"), tenant=tenant, code=code,
+            signal=signal, reason=reason))
 
-    def _hold(self, event: Interaction, due: float) -> None:
-        """Park the event (circuit open, or rate saturated), spending nothing."""
-        pipe = self.redis.pipeline(transaction=False)
-        schedule.add(pipe, event.to_message(), due)
-        write_status(pipe, event.event_id, {"state": WAITING, "next_attempt": due})
-        pipe.hincrby(keys.STATS, "held", 1)
-        durable.execute(pipe)
+    def _hold(self, batch: _Batch, event: Interaction, due: float) -> str:
+        """Park the event (circuit open, or rate booked up), spending nothing."""
+        schedule.add(batch.pipe, event.to_message(), due)
+        write_status(batch.pipe, event.event_id, {"state": WAITING, "next_attempt": due})
+        batch.tally.add("held")
+        return "waiting"
 
     def refuse(self, message: Any, signal: str, reason: str) -> str:
         """A message no attempt can fix here: dead-letter it whole, never crash the worker."""
+        batch = _Batch(self.redis)
+        outcome = self._refuse(batch, message, signal, reason)
+        batch.commit(None)
+        return outcome
+
+    def _refuse(self, batch: _Batch, message: Any, signal: str, reason: str) -> str:
         if not isinstance(message, dict):
             message = {"raw": repr(message)[:2000]}
         event_id = message.get("event_id")
         if not isinstance(event_id, str) or not event_id:
             message = {**message, "event_id": f"invalid-{uuid.uuid4().hex}"}
+        event_id = str(message["event_id"])
         now = time.time()
-        pipe = self.redis.pipeline(transaction=False)
-        self._dead_letter(pipe, message, None, None, signal, reason, now)
+        self._dead_letter(batch, message, None, None, signal, reason, now)
         tenant = str(message.get("tenant") or "default")
-        write_status(pipe, str(message["event_id"]), {"state": DEAD_LETTER, "last_error": reason,
-                                                      "last_signal": signal, "tenant": tenant})
-        stats.count(pipe, Outcome.DEAD_LETTER.value, tenant, signal)
-        finished(pipe, str(message["event_id"]))
-        durable.execute(pipe)
-        observe.outcome("dead_letter", event_id=message["event_id"], signal=signal,
-                        reason=reason)
-        observe.dead_letter(event_id=message["event_id"], tenant=tenant, signal=signal,
-                            reason=reason)
+        write_status(batch.pipe, event_id, {"state": DEAD_LETTER, "last_error": reason,
+                                            "last_signal": signal, "tenant": tenant})
+        batch.tally.count(Outcome.DEAD_LETTER.value, tenant, signal)
+        batch.ended.append(event_id)
+        batch.reports.append(functools.partial(observe.outcome, "dead_letter",
+                                               event_id=event_id, signal=signal, reason=reason))
         return Outcome.DEAD_LETTER.value
 
-    def _count_only(self, outcome: str, event: Interaction, reason: str) -> None:
-        pipe = self.redis.pipeline(transaction=False)
-        stats.count(pipe, outcome, event.tenant)
-        finished(pipe, event.event_id)
-        durable.execute(pipe)
-        observe.outcome(outcome, event_id=event.event_id, tenant=event.tenant, reason=reason)
+    def _count_only(self, batch: _Batch, outcome: str, event: Interaction, reason: str) -> str:
+        batch.tally.count(outcome, event.tenant)
+        batch.ended.append(event.event_id)
+        batch.reports.append(functools.partial(observe.outcome, outcome, event_id=event.event_id,
+                                               tenant=event.tenant, reason=reason))
+        return outcome
 
+
+def _counts_as_failure(verdict: Verdict) -> bool:
+    """Whether the outcome feeds the tenant's circuit breaker as a failure."""
+    return verdict.trips_breaker or verdict.outcome is Outcome.SYSTEMIC

@@ -77,3 +77,10 @@ class ReplyError(DeliveryError):
     """A reply that is not a RecordInteraction reply; the message says what was found."""
 
     signal = "reply:invalid"
+
+
+class WorkerError(DeliveryError):
+    """Our own code failed around a call (a bug, not the service): retried with backoff like
+    any error, and ambiguous, since the request may have gone out."""
+
+    ambiguous = True

@@ -13,22 +13,32 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import redis
 
 from producers import keys
 
-# KEYS: inbox, leases, lease payloads. ARGV: max count, deadline.
+# KEYS: inbox, leases, lease payloads. ARGV: max count, deadline. Returns {lease ids, items}:
+# an item's lease id is its event_id, or the item itself when it has none (it is refused, and
+# its lease dropped, like any other).
 _CLAIM = """
 local items = redis.call('RPOP', KEYS[1], ARGV[1])
-if not items then return {} end
-for _, raw in ipairs(items) do
-  local id = cjson.decode(raw)['event_id'] or raw
+if not items then return {{}, {}} end
+local ids = {}
+for i, raw in ipairs(items) do
+  local ok, message = pcall(cjson.decode, raw)
+  local id = raw
+  if ok and type(message) == 'table' and type(message['event_id']) == 'string'
+     and message['event_id'] ~= '' then
+    id = message['event_id']
+  end
+  ids[i] = id
   redis.call('ZADD', KEYS[2], ARGV[2], id)
   redis.call('HSET', KEYS[3], id, raw)
 end
-return items
+return {ids, items}
 """
 # KEYS: inbox, leases, lease payloads. ARGV: the event ids to put back at the head of the
 # inbox, or '*due', now, max count for every lease past its deadline.
@@ -54,27 +64,29 @@ class Inbox:
         self._claim = client.register_script(_CLAIM)
         self._return = client.register_script(_RETURN)
 
-    def claim(self, count: int) -> list[dict[str, Any]]:
-        raw = self._claim(keys=[keys.INBOX, keys.LEASES, keys.LEASE_EVENTS],
-                          args=[count, time.time() + self.lease_s])
-        messages = []
-        for item in raw or []:
+    def claim(self, count: int) -> list[tuple[bytes, Any]]:
+        """Up to ``count`` messages, each with the id its lease is kept under."""
+        ids, items = self._claim(keys=[keys.INBOX, keys.LEASES, keys.LEASE_EVENTS],
+                                 args=[count, time.time() + self.lease_s])
+        claimed: list[tuple[bytes, Any]] = []
+        for lease_id, item in zip(ids, items, strict=True):
             try:
-                messages.append(json.loads(item))
+                message = json.loads(item)
             except ValueError:
-                messages.append({"raw": item.decode("utf-8", "replace")})
-        return messages
+                message = {"raw": item.decode("utf-8", "replace")}
+            claimed.append((lease_id, message))
+        return claimed
 
-    def release(self, pipe: Any, event_ids: list[str]) -> None:
+    def release(self, pipe: Any, lease_ids: Sequence[bytes | str]) -> None:
         """Queue dropping the leases of finished events on ``pipe``."""
-        if event_ids:
-            pipe.zrem(keys.LEASES, *event_ids)
-            pipe.hdel(keys.LEASE_EVENTS, *event_ids)
+        if lease_ids:
+            pipe.zrem(keys.LEASES, *lease_ids)
+            pipe.hdel(keys.LEASE_EVENTS, *lease_ids)
 
-    def give_back(self, event_ids: list[str]) -> None:
+    def give_back(self, event_ids: Sequence[bytes | str]) -> None:
         """Return leased events to the head of the inbox now (graceful shutdown)."""
         if event_ids:
-            self._return(keys=[keys.INBOX, keys.LEASES, keys.LEASE_EVENTS], args=event_ids)
+            self._return(keys=[keys.INBOX, keys.LEASES, keys.LEASE_EVENTS], args=list(event_ids))
 
     def expire(self, limit: int = 500) -> int:
         """Put every lease past its deadline back in the inbox (its worker died)."""

@@ -1,14 +1,14 @@
 """Per-process worker runtime: one event loop thread, one aiohttp session, one Redis pool.
 
-Celery has no native asyncio. Task threads (the threads pool) hand each SOAP call to a single
-event loop running in a background thread, so one process keeps many calls in flight over one
-keep-alive session while Celery handles acks, prefetch and shutdown.
+Celery has no native asyncio. Every SOAP call of the process runs on one event loop in a
+background thread, over one keep-alive session: the batch consumer starts its calls there as
+tasks, and Celery's task threads (for messages published through Celery) hand theirs over and
+wait.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -21,6 +21,7 @@ from worker.client import Endpoint, SoapClient
 from worker.consumer import BatchConsumer
 from worker.delivery import Deliverer
 from worker.errors import RequestTimeout
+from worker.inbox import Inbox
 from worker.schedule import Mover, Schedule
 from worker.settings import Settings
 from worker.soap import Reply
@@ -42,23 +43,25 @@ class Runtime:
                                           socket_timeout=10, health_check_interval=30)
         self.deliverer = Deliverer(settings, self.redis, self.call)
         vt = settings.visibility_timeout
-        self.consumer = BatchConsumer(self.redis, self.deliver, lease_s=vt,
-                                      concurrency=settings.concurrency)
+        inbox = Inbox(self.redis, vt)
+        self.consumer = BatchConsumer(self.deliverer, inbox, self.loop, self.call_async,
+                                      in_flight=settings.in_flight)
         self.mover = Mover(Schedule(self.redis), send, settings.scheduler_interval, chores=[
-            (1.0, self.consumer.inbox.expire),
+            (1.0, inbox.expire),
             (max(1.0, vt / 4), lambda: reconcile.sweep(self.redis, send, vt))])
-        self._in_flight = threading.BoundedSemaphore(max(1, settings.in_flight))
+
+    async def call_async(self, event: Interaction, endpoint: Endpoint) -> Reply:
+        """One SOAP call, on the I/O loop; a guard past the transport's own total timeout."""
+        try:
+            async with asyncio.timeout(self.settings.transport.total_timeout + 5):
+                return await self.client.record_interaction(event, endpoint)
+        except TimeoutError:
+            raise RequestTimeout("no reply in time (worker-side guard)") from None
 
     def call(self, event: Interaction, endpoint: Endpoint) -> Reply:
-        """Run one SOAP call on the I/O loop and wait for it (from a task thread)."""
-        with self._in_flight:
-            future = asyncio.run_coroutine_threadsafe(
-                self.client.record_interaction(event, endpoint), self.loop)
-            try:
-                return future.result(timeout=self.settings.transport.total_timeout + 5)
-            except concurrent.futures.TimeoutError:
-                future.cancel()
-                raise RequestTimeout("no reply in time (worker-side guard)") from None
+        """Run one SOAP call on the I/O loop and wait for it (from a Celery task thread)."""
+        return asyncio.run_coroutine_threadsafe(self.call_async(event, endpoint),
+                                                self.loop).result()
 
     def deliver(self, message: Any) -> str:
         return self.deliverer.deliver(message)

@@ -45,8 +45,7 @@ class Settings:
     policy: Policy = field(default_factory=Policy)
     visibility_timeout: int = VISIBILITY_TIMEOUT_S
     rate_limit: float = 0.0  # deliveries/s per tenant across the pool; 0 = unlimited
-    in_flight: int = 256  # SOAP calls in flight per worker process
-    concurrency: int = 64  # delivery threads of the batch consumer, per process
+    in_flight: int = 256  # SOAP calls in flight per worker process (the batch consumer's)
     scheduler_interval: float = 0.2
     log_json: bool = False
     sentry_dsn: Secret = field(default_factory=lambda: Secret(""))
@@ -95,8 +94,7 @@ class Settings:
             policy=Policy.with_overrides(get("RELAY_POLICY")),
             visibility_timeout=int(_num(values, "RELAY_VISIBILITY_TIMEOUT", VISIBILITY_TIMEOUT_S)),
             rate_limit=_num(values, "RELAY_RATE_LIMIT", 0.0),
-            in_flight=int(_num(values, "RELAY_IN_FLIGHT", 256)),
-            concurrency=max(1, int(_num(values, "RELAY_CONCURRENCY", 64))),
+            in_flight=max(1, int(_num(values, "RELAY_IN_FLIGHT", 256))),
             scheduler_interval=_num(values, "RELAY_SCHEDULER_INTERVAL", 0.2),
             log_json=get("RELAY_LOG_FORMAT", "text") == "json",
             sentry_dsn=Secret(get("RELAY_SENTRY_DSN") or get("SENTRY_DSN") or ""),
