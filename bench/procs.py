@@ -38,15 +38,25 @@ def cpu_seconds(pids: list[int]) -> float:
 
 
 def peak_rss_mb(pids: list[int]) -> float:
-    peak = 0
+    """The processes' high-water marks of resident memory, summed."""
+    return _status_mb(pids, "VmHWM:")
+
+
+def rss_mb(pids: list[int]) -> float:
+    """The processes' resident memory now, summed."""
+    return _status_mb(pids, "VmRSS:")
+
+
+def _status_mb(pids: list[int], field: str) -> float:
+    total = 0
     for pid in pids:
         try:
             for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    peak += int(line.split()[1])
+                if line.startswith(field):
+                    total += int(line.split()[1])
         except OSError:
             continue
-    return peak / 1024
+    return total / 1024
 
 
 class CpuSampler(threading.Thread):

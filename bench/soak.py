@@ -1,7 +1,9 @@
 """``make soak``: many events through the real pipeline with 1% injected faults.
 
 Every event must end delivered (the faults are all retryable), none lost, and the worker's
-memory must stay flat. Not part of CI (it takes minutes); figures go to docs/RELIABILITY.md.
+memory must stay flat: its resident memory is sampled every second and reported at each
+tenth of the events finished. Not part of CI (it takes minutes); figures go to
+docs/RELIABILITY.md.
 """
 
 from __future__ import annotations
@@ -9,11 +11,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import threading
 import time
 
 import redis
 
-from bench.procs import peak_rss_mb, tree
+from bench.procs import peak_rss_mb, rss_mb, tree
 from bench.run import LOGS, TOKEN, events, redis_url
 from producers import Producer
 from tests.helpers import start, start_sandbox, stop, wait_until
@@ -43,21 +46,24 @@ def main() -> int:
     began = time.monotonic()
     try:
         wait_until(lambda: "relay worker ready" in log.read_text(), 60)
+        rss_by_tenth: dict[int, float] = {}
+
+        def sample() -> None:
+            while len(rss_by_tenth) < 10:
+                tenth = min(10, finished_count(client) * 10 // args.events)
+                if tenth and tenth not in rss_by_tenth:
+                    rss_by_tenth[tenth] = round(rss_mb(tree(worker.pid)), 1)
+                time.sleep(1.0)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
         producer = Producer(url)
-        rss_samples = []
-        for i, fields in enumerate(events(args.events, "soak")):
+        for fields in events(args.events, "soak"):
             producer.record(**fields)
-            if i % 10_000 == 0:
-                rss_samples.append(round(peak_rss_mb(tree(worker.pid))))
-
-        def finished() -> bool:
-            stats = {k.decode(): float(v) for k, v in client.hgetall("relay:stats").items()}
-            done = sum(stats.get(f"outcome:{o}", 0) for o in ("delivered", "dead_letter",
-                                                               "rejected"))
-            return done >= args.events
-
-        wait_until(finished, 3600, 1.0, "every event finished")
-        rss_samples.append(round(peak_rss_mb(tree(worker.pid))))
+        wait_until(lambda: finished_count(client) >= args.events, 3600, 1.0,
+                   "every event finished")
+        sampler.join(5)
+        rss_samples = [rss_by_tenth.get(t) for t in range(1, 11)]
         stats = {k.decode(): float(v) for k, v in client.hgetall("relay:stats").items()}
         calls = box.calls(limit=0)
         result = {"events": args.events, "delivered": int(stats.get("outcome:delivered", 0)),
@@ -67,7 +73,8 @@ def main() -> int:
                   "faulty_calls": sum(v for k, v in calls["requests"].items()
                                       if k.startswith("fault:")),
                   "retries": int(stats.get("outcome:retry", 0)),
-                  "worker_peak_rss_mb_over_time": rss_samples,
+                  "worker_rss_mb_at_each_tenth": rss_samples,
+                  "worker_peak_rss_mb": round(peak_rss_mb(tree(worker.pid)), 1),
                   "seconds": round(time.monotonic() - began, 1)}
         result["lost"] = args.events - result["delivered"] - result["dead_lettered"] - \
             result["rejected"]
@@ -78,6 +85,12 @@ def main() -> int:
         stop(box.proc)
         if server is not None:
             server.stop()
+
+
+def finished_count(client: redis.Redis) -> int:
+    stats = {k.decode(): float(v) for k, v in client.hgetall("relay:stats").items()}
+    return int(sum(stats.get(f"outcome:{o}", 0) for o in ("delivered", "dead_letter",
+                                                          "rejected")))
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 Control endpoints (JSON) live under ``/_sandbox/``: ``config`` (GET/POST latency and faults),
 ``seed`` (GET/POST add/remove reference data), ``calls`` (the record of accepted calls, with a
-duplicate count), ``reset``.
+duplicate count and the most requests served at once), ``reset``.
 """
 
 from __future__ import annotations
@@ -36,6 +36,8 @@ class SandboxState:
     keys: Counter[tuple[str, ...]] = field(default_factory=Counter)
     requests: Counter[str] = field(default_factory=Counter)
     rng: random.Random = field(default_factory=random.Random)
+    in_flight: int = 0  # requests being served now, and the most at once since the reset
+    peak_in_flight: int = 0
 
     @property
     def action(self) -> str:
@@ -83,6 +85,15 @@ async def wsdl_endpoint(request: web.Request) -> web.Response:
 
 async def soap_endpoint(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
+    state.in_flight += 1
+    state.peak_in_flight = max(state.peak_in_flight, state.in_flight)
+    try:
+        return await _serve(request, state)
+    finally:
+        state.in_flight -= 1
+
+
+async def _serve(request: web.Request, state: SandboxState) -> web.StreamResponse:
     faults = state.faults
     state.requests["total"] += 1
     delay = faults.delay(state.rng)
@@ -224,6 +235,7 @@ async def get_calls(request: web.Request) -> web.Response:
         "count": len(state.calls),
         "duplicates": sum(n - 1 for n in state.keys.values() if n > 1),
         "requests": dict(state.requests),
+        "peak_in_flight": state.peak_in_flight,
         "calls": state.calls[-limit:] if limit else [],
     })
 
@@ -234,6 +246,7 @@ async def reset(request: web.Request) -> web.Response:
     state.calls.clear()
     state.keys.clear()
     state.requests.clear()
+    state.peak_in_flight = state.in_flight
     state.namespace = DEFAULT_NAMESPACE
     return web.json_response({"ok": True})
 

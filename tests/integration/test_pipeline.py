@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import Sandbox
+from tests.helpers import Sandbox, wait_until
 from tests.integration.pipeline import Pipeline, reset, start_pipeline, stop_pipeline
 
 TENANTS = json.dumps({"acme": {"token": "acme-token"}})
@@ -96,6 +96,22 @@ def test_same_event_id_is_delivered_once(pipeline: Pipeline) -> None:
     assert pipeline.sandbox.calls()["count"] == 1
 
 
+def test_copies_of_one_message_in_the_inbox_make_one_call(pipeline: Pipeline) -> None:
+    """The outbox can re-send a message whose first copy is still queued: a worker that
+    claims both in one batch calls once."""
+    from producers.events import Interaction
+
+    event = Interaction.create(account_id="123456", location="STORE-001",
+                               interaction_type="VISIT", note="twice in the inbox")
+    assert pipeline.producer.status_store.create(event.to_message())
+    raw = json.dumps(event.to_message())
+    pipeline.redis.lpush("relay:inbox", raw, raw, raw)
+    assert pipeline.wait_states([event.event_id]) == {event.event_id: "delivered"}
+    time.sleep(0.5)
+    assert pipeline.sandbox.calls()["count"] == 1
+    assert pipeline.redis.zcard("relay:leases") == 0
+
+
 def test_outage_longer_than_backoff_dead_letters_nothing(pipeline: Pipeline) -> None:
     # The whole schedule (0.2 + 0.4 + 0.8 + 1 s, 4 attempts) would be spent in ~2.4 s.
     pipeline.sandbox.configure(outage_seconds=6)
@@ -142,7 +158,12 @@ def test_unknown_tenant_and_garbage_messages_are_dead_lettered(pipeline: Pipelin
     entry = pipeline.relay_json("dlq", "show", "garbage-1")
     assert entry["signal"] == "invalid_message" and "account_id: must be a string" in \
         entry["reason"]
+    # Not even JSON objects, pushed by something that is not our producer.
+    pipeline.redis.lpush("relay:inbox", b"not json at all", b'"a string"', b"\xff\xfe")
     assert pipeline.wait_states([pipeline.send(note="still alive")])
+    wait_until(lambda: pipeline.counters().get("signal:invalid_message", 0) == 5, 10, 0.05,
+               "five refused messages")
+    assert pipeline.redis.zcard("relay:leases") == 0  # refused ones are let go, not re-claimed
     assert pipeline.worker.proc.poll() is None
 
 

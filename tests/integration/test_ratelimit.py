@@ -1,14 +1,17 @@
-"""The Redis rate limiter shared by a pool: two processes together stay within the limit."""
+"""Limits: the Redis rate limiter shared by a pool (two processes together stay within it),
+and the per-process cap on calls in flight."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import redis
 
-from tests.helpers import ROOT
+from tests.helpers import ROOT, Sandbox
+from tests.integration.pipeline import start_pipeline, stop_pipeline
 
 CHILD = """
 import sys, time, redis
@@ -50,3 +53,28 @@ def test_limiter_says_how_long_to_wait(redis_url: str) -> None:
     time.sleep(wait)
     assert limiter.try_acquire("t") == 0
     assert limiter.try_acquire("other") == 0  # per tenant
+
+
+def test_a_batch_reserves_consecutive_slots_up_to_the_horizon(redis_url: str) -> None:
+    from worker.ratelimit import RateLimiter
+
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    limiter = RateLimiter(client, per_second=10, burst=1, horizon=0.25)
+    waits = limiter.reserve(["t", "t", "t", "t", "u"])
+    assert waits[0] == 0 and 0.09 < waits[1] < 0.11 and 0.19 < waits[2] < 0.21
+    assert -0.06 < waits[3] < -0.04  # 0.3 s off: not taken; ask again in 0.05 s
+    assert waits[4] == 0  # another tenant's slots are its own
+    assert 0.28 < limiter.reserve(["t"], horizon=1.0)[0] < 0.31  # the refused one took nothing
+
+
+def test_a_worker_keeps_at_most_its_in_flight_cap(redis_url: str, sandbox: Sandbox,
+                                                  tmp_path: Path) -> None:
+    sandbox.configure(latency_ms=150)
+    pipeline = start_pipeline(redis_url, sandbox, tmp_path / "worker.log", RELAY_IN_FLIGHT="4")
+    try:
+        events = [pipeline.send(note=f"capped {i}") for i in range(24)]
+        assert set(pipeline.wait_states(events).values()) == {"delivered"}
+        assert sandbox.calls(limit=0)["peak_in_flight"] == 4
+    finally:
+        stop_pipeline(pipeline)
