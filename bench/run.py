@@ -131,9 +131,9 @@ def run_naive(url: str, box: Sandbox, n: int, timeout: float) -> dict[str, float
     os.environ.update(env)
     from bench.naive import app, record
 
-    app.conf.broker_url = url
+    app.conf.update(broker_url=url)
     for fields in events(n, "naive"):
-        record.apply_async(args=[fields])
+        record.apply_async(args=(fields,))
     log = LOGS / "naive.log"
     log.write_text("")
     proc = start(["-m", "celery", "-A", "bench.naive", "worker", "-P", "prefork",

@@ -64,7 +64,7 @@ def main() -> int:
                    "every event finished")
         sampler.join(5)
         rss_samples = [rss_by_tenth.get(t) for t in range(1, 11)]
-        stats = {k.decode(): float(v) for k, v in client.hgetall("relay:stats").items()}
+        stats = counters(client)
         calls = box.calls(limit=0)
         result = {"events": args.events, "delivered": int(stats.get("outcome:delivered", 0)),
                   "dead_lettered": int(stats.get("outcome:dead_letter", 0)),
@@ -87,8 +87,13 @@ def main() -> int:
             server.stop()
 
 
+def counters(client: redis.Redis) -> dict[str, float]:
+    raw: dict[bytes, bytes] = client.hgetall("relay:stats")  # type: ignore[assignment]
+    return {k.decode(): float(v) for k, v in raw.items()}
+
+
 def finished_count(client: redis.Redis) -> int:
-    stats = {k.decode(): float(v) for k, v in client.hgetall("relay:stats").items()}
+    stats = counters(client)
     return int(sum(stats.get(f"outcome:{o}", 0) for o in ("delivered", "dead_letter",
                                                           "rejected")))
 

@@ -126,6 +126,11 @@ def system_redis_url() -> str | None:
     return url
 
 
+def counters(client: Any) -> dict[str, int]:
+    """The relay's pool-wide counters (``relay:stats``) as integers."""
+    return {k.decode(): int(float(v)) for k, v in client.hgetall("relay:stats").items()}
+
+
 def clear_app_data(client: Any) -> None:
     """Delete the relay's own keys (not Celery's bindings, which a running worker needs)."""
     from producers import keys

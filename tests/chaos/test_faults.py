@@ -7,6 +7,7 @@ import time
 from bench.procs import peak_rss_mb, tree
 from tests.chaos.conftest import Stack, record_result
 from tests.chaos.test_processes import send_many
+from tests.helpers import counters
 
 FAULTS = {"hang": 0.02, "trickle": 0.02, "reset": 0.03, "html502": 0.03, "malformed": 0.03,
           "huge": 0.02, "bomb": 0.02, "error": 0.03}
@@ -24,7 +25,7 @@ def test_every_fault_is_survived_and_classified(stack: Stack) -> None:
     ids = send_many(stack, 1500, "faults")
     states = stack.wait_terminal(ids, timeout=240)
     rss_end = peak_rss_mb(tree(worker.proc.pid))
-    counters = {k.decode(): int(float(v)) for k, v in stack.redis.hgetall("relay:stats").items()}
+    counted = counters(stack.redis)
     calls = stack.sandbox.calls(limit=0)
     record_result({"scenario": "SOAP faults", "injected": "20% of calls: hang, trickle, reset, "
                    "HTML 502, malformed, 8 MB body, entity bomb, code 1",
@@ -41,6 +42,6 @@ def test_every_fault_is_survived_and_classified(stack: Stack) -> None:
     assert set(states.values()) == {"delivered"}  # every fault is retryable, all got through
     for signal in ("signal:timeout", "signal:reset", "signal:http:502", "signal:reply:invalid",
                    "signal:reply:too_large", "signal:code:1"):
-        assert counters.get(signal, 0) > 0, signal
-    assert counters.get("ambiguous", 0) > 0  # hangs and resets after sending are counted
+        assert counted.get(signal, 0) > 0, signal
+    assert counted.get("ambiguous", 0) > 0  # hangs and resets after sending are counted
     assert rss_end < rss_after_warmup + 40, (rss_after_warmup, rss_end)

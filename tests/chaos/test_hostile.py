@@ -116,7 +116,8 @@ def test_queue_holds_only_valid_events(api: str, valkey: RestartableValkey) -> N
     rng = random.Random(7)
     nasty = ["", " ", "\x00", "\ud800", "x" * 70, "STORE-001", "VISIT", "123456", 5, None,
              ["a"], {"b": 1}, "\u202e", "<![CDATA[", "]]>", "9" * 61, "é" * 256]
-    items = [{"account_id": "123456", "location": "STORE-001", "interaction_type": "VISIT"}]
+    items: list[dict[str, object]] = [
+        {"account_id": "123456", "location": "STORE-001", "interaction_type": "VISIT"}]
     items += [{f: rng.choice(nasty) for f in rng.sample(FIELDS, rng.randint(0, len(FIELDS)))}
               for _ in range(300)]
     r = requests.post(api + "/v1/interactions/batch", data=json.dumps({"interactions": items}),

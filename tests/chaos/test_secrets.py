@@ -8,6 +8,8 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from typing import Any
 
 from tests.chaos.conftest import REDIS_PASSWORD, Stack, record_result
 from tests.helpers import ROOT, wait_until
@@ -22,11 +24,13 @@ def redis_dump(stack: Stack) -> str:
     client = stack.redis
     parts = []
     for key in client.scan_iter(count=1000):
-        kind = client.type(key).decode()
-        value: object = {"string": client.get, "hash": client.hgetall,
-                         "list": lambda k: client.lrange(k, 0, -1),
-                         "zset": lambda k: client.zrange(k, 0, -1),
-                         "set": client.smembers}.get(kind, lambda k: b"")(key)
+        kind = client.type(key)
+        kind = kind.decode() if isinstance(kind, bytes) else kind
+        read: dict[str, Callable[[Any], object]] = {
+            "string": client.get, "hash": client.hgetall,
+            "list": lambda k: client.lrange(k, 0, -1), "zset": lambda k: client.zrange(k, 0, -1),
+            "set": client.smembers}
+        value = read.get(kind, lambda k: b"")(key)
         parts.append(f"{key!r} {value!r}")
     return "\n".join(parts)
 

@@ -14,7 +14,16 @@ from typing import Any
 import redis
 
 from producers import Producer
-from tests.helpers import ROOT, Sandbox, Worker, clear_app_data, start_worker, stop, wait_until
+from tests.helpers import (
+    ROOT,
+    Sandbox,
+    Worker,
+    clear_app_data,
+    counters,
+    start_worker,
+    stop,
+    wait_until,
+)
 
 FAST = {
     "RELAY_BACKOFF_BASE": "0.2", "RELAY_BACKOFF_CAP": "1", "RELAY_MAX_ATTEMPTS": "4",
@@ -52,8 +61,7 @@ class Pipeline:
         return result
 
     def counters(self) -> dict[str, int]:
-        raw = self.redis.hgetall("relay:stats")
-        return {k.decode(): int(float(v)) for k, v in raw.items()}
+        return counters(self.redis)
 
     def relay(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "relay", *args], cwd=ROOT, text=True,

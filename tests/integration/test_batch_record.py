@@ -4,11 +4,13 @@ in the order the calls finished, and a batch costs a few counters, not five per 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 import redis
 
 from producers.errors import DeliveryError
 from producers.events import Interaction
+from tests.helpers import counters
 from worker.admission import Admission
 from worker.delivery import Attempt, Deliverer, Finished
 from worker.errors import ServerFault
@@ -26,7 +28,7 @@ def deliverer(url: str) -> Deliverer:
     return Deliverer(settings, client, call=lambda e, p: OK)
 
 
-def batch(d: Deliverer, results: list[Reply | DeliveryError]) -> list[Finished]:
+def batch(d: Deliverer, results: Sequence[Reply | DeliveryError]) -> list[Finished]:
     endpoint = d.settings.endpoint("default")
     done = []
     for n, result in enumerate(results):
@@ -71,7 +73,7 @@ def test_counters_are_summed_per_batch(redis_url: str) -> None:
     d = deliverer(redis_url)
     outcomes = d.record(batch(d, [OK] * 20 + [Reply(300, -1)] * 3))
     assert outcomes == ["delivered"] * 20 + ["dead_letter"] * 3
-    stats = {k.decode(): v.decode() for k, v in d.redis.hgetall("relay:stats").items()}
-    assert stats["outcome:delivered"] == "20" and stats["outcome:dead_letter"] == "3"
-    assert stats["signal:code:300"] == "3" and stats["latency_le:0.005"] == "23"
+    stats = counters(d.redis)
+    assert stats["outcome:delivered"] == 20 and stats["outcome:dead_letter"] == 3
+    assert stats["signal:code:300"] == 3 and stats["latency_le:0.005"] == 23
     assert d.redis.hlen("relay:dlq") == 3

@@ -37,7 +37,9 @@ QUICK = TransportSettings(connect_timeout=1, read_timeout=1, total_timeout=2)
 ])
 @pytest.mark.parametrize("version", ["1.1", "1.2"])
 def test_seed_rules(sandbox: Sandbox, fields: dict[str, str], code: int, version: str) -> None:
-    reply = call(sandbox.url, version=version, **fields)
+    reply = call(sandbox.url, version=version, token=fields.get("token", "sandbox-token"),
+                 account=fields.get("account", "123456"),
+                 location=fields.get("location", "STORE-001"), kind=fields.get("kind", "VISIT"))
     assert reply.return_code == code
     assert (reply.interaction_id > 0) == (code == 0)
 

@@ -134,7 +134,7 @@ def test_fault_shapes(template: str, code: str, kind: type) -> None:
     with pytest.raises(kind, match="did not recognize"):
         parse_reply(body)
     fault = parse_fault(body)
-    assert isinstance(fault, kind) and fault.code == f"soap:{code}"
+    assert isinstance(fault, kind) and fault is not None and fault.code == f"soap:{code}"
 
 
 BOMB = ('<?xml version="1.0"?><!DOCTYPE r [<!ENTITY a "aaaaaaaaaa">'
