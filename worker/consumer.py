@@ -24,8 +24,9 @@ from typing import Any
 
 from producers.errors import DeliveryError
 from producers.events import Interaction
+from worker.batch import Attempt, Finished
 from worker.client import Endpoint
-from worker.delivery import Attempt, Deliverer, Finished
+from worker.delivery import Deliverer
 from worker.durable import REDIS_DOWN
 from worker.errors import WorkerError
 from worker.inbox import Inbox

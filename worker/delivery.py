@@ -14,7 +14,6 @@ import random
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import redis
@@ -29,61 +28,19 @@ from producers.status import (
     TERMINAL,
     WAITING,
     append_history,
-    finished,
 )
 from producers.status import write as write_status
 from worker import durable, observe, schedule
 from worker.admission import Admission, Admitter
+from worker.batch import Attempt, Batch, Finished, Tail
 from worker.circuit import Circuit
 from worker.client import Endpoint
 from worker.policy import Outcome, Verdict
 from worker.ratelimit import RateLimiter
 from worker.settings import Settings
 from worker.soap import Reply
-from worker.stats import Tally
 
 Call = Callable[[Interaction, Endpoint], Reply]  # raises DeliveryError
-Tail = Callable[[Any], None]  # queues the caller's own writes (e.g. lease release) on a pipeline
-
-
-@dataclass(slots=True)
-class Attempt:
-    """An admitted event: call the service (after ``delay``, its rate-limit slot), record."""
-
-    event: Interaction
-    endpoint: Endpoint
-    admission: Admission
-    delay: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class Finished:
-    attempt: Attempt
-    result: Reply | DeliveryError
-    latency_ms: float
-
-
-class _Batch:
-    """One batch's writes on one pipeline, and the reports to make once they are on record."""
-
-    def __init__(self, client: redis.Redis) -> None:
-        self.pipe = client.pipeline(transaction=False)
-        self.tally = Tally()
-        self.ended: list[str] = []
-        self.answered: set[str] = set()  # tenants whose service answered sensibly
-        self.reports: list[Callable[[], None]] = []
-
-    def commit(self, tail: Tail | None) -> None:
-        for tenant in self.answered:
-            Circuit.success(self.pipe, tenant)
-        finished(self.pipe, *self.ended)
-        self.tally.flush(self.pipe)
-        if tail is not None:
-            tail(self.pipe)
-        if self.pipe.command_stack:
-            durable.execute(self.pipe)
-        for report in self.reports:
-            report()
 
 
 class Deliverer:
@@ -114,19 +71,9 @@ class Deliverer:
     def admit(self, messages: Sequence[Any], tail: Tail | None = None) -> list[Attempt | str]:
         """Per message, an ``Attempt`` to make, or what already happened to it (refused,
         skipped, waiting), recorded before this returns."""
-        batch = _Batch(self.redis)
+        batch = Batch(self.redis)
         out: list[Attempt | str] = [""] * len(messages)
-        candidates: list[tuple[int, Interaction, Endpoint]] = []
-        for i, message in enumerate(messages):
-            try:
-                event = Interaction.from_message(message)
-            except ValidationError as exc:
-                out[i] = self._refuse(batch, message, "invalid_message", f"invalid message: {exc}")
-                continue
-            try:
-                candidates.append((i, event, self.settings.endpoint(event.tenant)))
-            except ConfigError as exc:
-                out[i] = self._refuse(batch, event.to_message(), "config:tenant", str(exc))
+        candidates = self._read(batch, messages, out)
         admissions = self.admitter.admit([(e.event_id, e.tenant) for _, e, _ in candidates])
         now = time.time()
         go: list[tuple[int, Attempt]] = []
@@ -137,21 +84,43 @@ class Deliverer:
                 out[i] = self._hold(batch, event, now + adm.wait_s)
             else:
                 go.append((i, Attempt(event, endpoint, adm)))
+        self._book_slots(batch, go, out, now)
+        batch.commit(tail)
+        return out
+
+    def _read(self, batch: Batch, messages: Sequence[Any], out: list[Attempt | str]
+              ) -> list[tuple[int, Interaction, Endpoint]]:
+        """Validate each message and find its tenant; refuse those no attempt can fix."""
+        candidates = []
+        for i, message in enumerate(messages):
+            try:
+                event = Interaction.from_message(message)
+            except ValidationError as exc:
+                out[i] = self._refuse(batch, message, "invalid_message", f"invalid message: {exc}")
+                continue
+            try:
+                candidates.append((i, event, self.settings.endpoint(event.tenant)))
+            except ConfigError as exc:
+                out[i] = self._refuse(batch, event.to_message(), "config:tenant", str(exc))
+        return candidates
+
+    def _book_slots(self, batch: Batch, go: list[tuple[int, Attempt]],
+                    out: list[Attempt | str], now: float) -> None:
+        """Give each attempt its rate-limit slot; one booked past the horizon waits in the
+        schedule instead, without spending its attempt."""
         waits = self.limiter.reserve([a.event.tenant for _, a in go]) if self.limiter else []
         for n, (i, attempt) in enumerate(go):
             wait = waits[n] if waits else 0.0
-            if wait < 0:  # the tenant's rate is booked past the horizon: wait in the schedule
+            if wait < 0:
                 batch.pipe.hincrby(keys.event(attempt.event.event_id), "charged", -1)
                 out[i] = self._hold(batch, attempt.event, now - wait)
             else:
                 attempt.delay = wait
                 out[i] = attempt
-        batch.commit(tail)
-        return out
 
     def record(self, done: Sequence[Finished], tail: Tail | None = None) -> list[str]:
         """Record outcomes (in the order the calls finished) in one pipeline."""
-        batch = _Batch(self.redis)
+        batch = Batch(self.redis)
         verdicts = [self.settings.policy.classify(f.result) for f in done]
         # A success ends a failure run. Within a batch the order is the order calls finished,
         # so a success that a later failure of its tenant follows resets the circuit before
@@ -181,13 +150,39 @@ class Deliverer:
             durable.execute(pipe)
         return self.circuit.failure(tenant, reason, force=force)
 
-    def _record(self, batch: _Batch, f: Finished, verdict: Verdict, reset_first: set[str]
+    def _record(self, batch: Batch, f: Finished, verdict: Verdict, reset_first: set[str]
                 ) -> str:
-        event, endpoint, adm = f.attempt.event, f.attempt.endpoint, f.attempt.admission
+        event, adm = f.attempt.event, f.attempt.admission
         now = time.time()
-        outcome = verdict.outcome
-        reason = endpoint.token.scrub(verdict.reason)
+        reason = f.attempt.endpoint.token.scrub(verdict.reason)
+        outcome, fields, opened = self._decide(batch, f, verdict, reason, now, reset_first)
+        if verdict.trips_breaker and outcome is not Outcome.RETRY and not opened:
+            opened = self._failure(event.tenant, reason, reset_first)
         latency_ms = round(f.latency_ms, 1)
+        write_status(batch.pipe, event.event_id, fields)
+        if fields["state"] in TERMINAL:
+            batch.ended.append(event.event_id)
+        append_history(batch.pipe, event.event_id, {
+            "at": now, "attempt": adm.attempts, "signal": verdict.signal,
+            "outcome": outcome.value, "latency_ms": latency_ms, "reason": reason[:200]})
+        batch.tally.count(outcome.value, event.tenant, verdict.signal)
+        batch.tally.latency(latency_ms / 1000)
+        if verdict.ambiguous:
+            batch.tally.add("ambiguous")
+        if opened:
+            batch.reports.append(functools.partial(observe.alert, "circuit opened",
+                                                   tenant=event.tenant, reason=reason))
+        batch.reports.append(functools.partial(
+            observe.outcome, outcome.value, event_id=event.event_id, tenant=event.tenant,
+            code=verdict.code, signal=verdict.signal, attempt=adm.attempts,
+            latency_ms=latency_ms, reason=None if outcome is Outcome.DELIVERED else reason))
+        return outcome.value
+
+    def _decide(self, batch: Batch, f: Finished, verdict: Verdict, reason: str, now: float,
+                reset_first: set[str]) -> tuple[Outcome, dict[str, Any], bool]:
+        """The outcome, the status fields it sets, and whether it opened the circuit."""
+        event, adm = f.attempt.event, f.attempt.admission
+        outcome = verdict.outcome
         fields: dict[str, Any] = {"last_code": verdict.code, "last_signal": verdict.signal,
                                   "last_error": "" if outcome is Outcome.DELIVERED else reason}
         opened = False
@@ -205,29 +200,9 @@ class Deliverer:
                 fields.update(state=DEAD_LETTER)
             else:
                 fields.update(state=WAITING, next_attempt=due)
-        if verdict.trips_breaker and outcome is not Outcome.RETRY and not opened:
-            opened = self._failure(event.tenant, reason, reset_first)
-        pipe = batch.pipe
-        write_status(pipe, event.event_id, fields)
-        if fields["state"] in TERMINAL:
-            batch.ended.append(event.event_id)
-        append_history(pipe, event.event_id, {"at": now, "attempt": adm.attempts, "signal":
-                                        verdict.signal, "outcome": outcome.value,
-                                        "latency_ms": latency_ms, "reason": reason[:200]})
-        batch.tally.count(outcome.value, event.tenant, verdict.signal)
-        batch.tally.latency(latency_ms / 1000)
-        if verdict.ambiguous:
-            batch.tally.add("ambiguous")
-        if opened:
-            batch.reports.append(functools.partial(observe.alert, "circuit opened",
-                                                   tenant=event.tenant, reason=reason))
-        batch.reports.append(functools.partial(
-            observe.outcome, outcome.value, event_id=event.event_id, tenant=event.tenant,
-            code=verdict.code, signal=verdict.signal, attempt=adm.attempts,
-            latency_ms=latency_ms, reason=None if outcome is Outcome.DELIVERED else reason))
-        return outcome.value
+        return outcome, fields, opened
 
-    def _plan_retry(self, batch: _Batch, event: Interaction, adm: Admission, verdict: Verdict,
+    def _plan_retry(self, batch: Batch, event: Interaction, adm: Admission, verdict: Verdict,
                     reason: str, now: float, reset_first: set[str]
                     ) -> tuple[Outcome, float, bool]:
         """Retry later, or wait for the circuit without spending the attempt, or give up."""
@@ -250,7 +225,7 @@ class Deliverer:
         schedule.add(batch.pipe, event.to_message(), due)
         return Outcome.RETRY if not systemic else Outcome.SYSTEMIC, due, opened
 
-    def _dead_letter(self, batch: _Batch, event: Interaction | dict[str, Any],
+    def _dead_letter(self, batch: Batch, event: Interaction | dict[str, Any],
                      adm: Admission | None, code: int | None, signal: str, reason: str,
                      now: float) -> None:
         message = event.to_message() if isinstance(event, Interaction) else event
@@ -264,7 +239,7 @@ class Deliverer:
             observe.dead_letter, event_id=message.get("event_id"), tenant=tenant, code=code,
             signal=signal, reason=reason))
 
-    def _hold(self, batch: _Batch, event: Interaction, due: float) -> str:
+    def _hold(self, batch: Batch, event: Interaction, due: float) -> str:
         """Park the event (circuit open, or rate booked up), spending nothing."""
         schedule.add(batch.pipe, event.to_message(), due)
         write_status(batch.pipe, event.event_id, {"state": WAITING, "next_attempt": due})
@@ -273,12 +248,12 @@ class Deliverer:
 
     def refuse(self, message: Any, signal: str, reason: str) -> str:
         """A message no attempt can fix here: dead-letter it whole, never crash the worker."""
-        batch = _Batch(self.redis)
+        batch = Batch(self.redis)
         outcome = self._refuse(batch, message, signal, reason)
         batch.commit(None)
         return outcome
 
-    def _refuse(self, batch: _Batch, message: Any, signal: str, reason: str) -> str:
+    def _refuse(self, batch: Batch, message: Any, signal: str, reason: str) -> str:
         if not isinstance(message, dict):
             message = {"raw": repr(message)[:2000]}
         event_id = message.get("event_id")
@@ -296,7 +271,7 @@ class Deliverer:
                                                event_id=event_id, signal=signal, reason=reason))
         return Outcome.DEAD_LETTER.value
 
-    def _count_only(self, batch: _Batch, outcome: str, event: Interaction, reason: str) -> str:
+    def _count_only(self, batch: Batch, outcome: str, event: Interaction, reason: str) -> str:
         batch.tally.count(outcome, event.tenant)
         batch.ended.append(event.event_id)
         batch.reports.append(functools.partial(observe.outcome, outcome, event_id=event.event_id,

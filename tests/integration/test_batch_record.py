@@ -12,7 +12,8 @@ from producers.errors import DeliveryError
 from producers.events import Interaction
 from tests.helpers import counters
 from worker.admission import Admission
-from worker.delivery import Attempt, Deliverer, Finished
+from worker.batch import Attempt, Finished
+from worker.delivery import Deliverer
 from worker.errors import ServerFault
 from worker.settings import BreakerSettings, Settings
 from worker.soap import Reply
