@@ -159,6 +159,7 @@ class BatchConsumer(threading.Thread):
     def _give_back(self) -> None:
         """Out of time while stopping: cancel the calls left, return their events now."""
         self.loop.call_soon_threadsafe(self._cancel_all)
+        self._record(self._collect(wait=False))  # what finished meanwhile is recorded, not redone
         try:
             self.inbox.give_back(list(self._held))
         except REDIS_DOWN:
