@@ -61,22 +61,3 @@ class RateLimiter:
         raw = self._reserve(keys=[keys.rate(t) for t in tenants],
                             args=[time.time(), self.interval, self.burst, horizon])
         return [float(x) for x in raw]
-
-    def try_acquire(self, tenant: str) -> float:
-        """Take a slot that is free now (0.0), or say how many seconds until one is."""
-        wait = self.reserve([tenant], horizon=0.0)[0]
-        return 0.0 if wait >= 0 else -wait
-
-    def acquire(self, tenant: str, max_wait: float = 60.0) -> bool:
-        """Block until a slot is taken (True), or give up after ``max_wait`` (False)."""
-        deadline = time.monotonic() + max_wait
-        while True:
-            left = max(0.0, deadline - time.monotonic())
-            horizon = min(self.horizon, left)
-            wait = self.reserve([tenant], horizon=horizon)[0]
-            if wait >= 0:
-                time.sleep(wait)
-                return True
-            if horizon >= left:  # the next slot is past the deadline
-                return False
-            time.sleep(-wait)

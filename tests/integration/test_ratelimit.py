@@ -22,7 +22,9 @@ time.sleep(max(0.0, start - time.time()))
 end = start + float(sys.argv[3])
 n = 0
 while time.time() < end:
-    if limiter.acquire("acme", max_wait=1.0) and time.time() < end:
+    wait = limiter.reserve(["acme"])[0]
+    time.sleep(abs(wait))
+    if wait >= 0 and time.time() < end:  # a slot taken and reached in time
         n += 1
 print(n)
 """
@@ -47,12 +49,12 @@ def test_limiter_says_how_long_to_wait(redis_url: str) -> None:
     client = redis.Redis.from_url(redis_url)
     client.flushdb()
     limiter = RateLimiter(client, per_second=2, burst=1)
-    assert limiter.try_acquire("t") == 0
-    wait = limiter.try_acquire("t")
-    assert 0.3 < wait <= 0.5
-    time.sleep(wait)
-    assert limiter.try_acquire("t") == 0
-    assert limiter.try_acquire("other") == 0  # per tenant
+    assert limiter.reserve(["t"], horizon=0) == [0.0]
+    wait = limiter.reserve(["t"], horizon=0)[0]
+    assert -0.5 <= wait < -0.3  # not taken: the next slot is that far off
+    time.sleep(-wait)
+    assert limiter.reserve(["t"], horizon=0) == [0.0]
+    assert limiter.reserve(["other"], horizon=0) == [0.0]  # per tenant
 
 
 def test_a_batch_reserves_consecutive_slots_up_to_the_horizon(redis_url: str) -> None:
