@@ -22,7 +22,7 @@ import redis
 
 from bench.procs import CpuSampler
 from producers import Producer
-from producers.events import Interaction
+from relay.events import Interaction
 from tests.helpers import (
     ROOT,
     Sandbox,

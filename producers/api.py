@@ -19,15 +19,15 @@ from typing import Any
 import redis
 from aiohttp import web
 
-from producers.deadletters import DeadLetters, Filter
-from producers.errors import ConfigError, EnqueueError, FieldError, ValidationError
-from producers.events import Interaction
 from producers.openapi import spec
-from producers.overview import overview
 from producers.producer import Producer
 from producers.prometheus import render
-from producers.sentry import init_sentry
-from producers.settings import environment
+from relay.deadletters import DeadLetters, Filter
+from relay.errors import ConfigError, EnqueueError, FieldError, ValidationError
+from relay.events import Interaction
+from relay.overview import overview
+from relay.sentry import init_sentry
+from relay.settings import environment
 
 log = logging.getLogger("relay.api")
 BATCH_MAX = 1000

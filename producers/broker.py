@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from producers import keys
+from relay import keys
 
 # Celery's Redis transport re-delivers any message left unacked longer than this, and a
 # killed worker's events come back only then: minutes, not the 1 h default. Nothing we

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from producers.errors import ValidationError
-from producers.events import FIELDS, Interaction
+from relay.errors import ValidationError
+from relay.events import FIELDS, Interaction
 
 ALIASES = {"account": "account_id", "accountid": "account_id", "type": "interaction_type",
            "interactiontype": "interaction_type", "interactiontypeexternalreference":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from producers.events import (
+from relay.events import (
     ACCOUNT_ID_MAX,
     BLANK_CHARS,
     EVENT_ID_MAX,

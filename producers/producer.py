@@ -14,13 +14,13 @@ import redis
 from celery import Celery
 from kombu.exceptions import OperationalError
 
-from producers import keys
 from producers.broker import celery_config
-from producers.errors import EnqueueError
-from producers.events import Interaction
-from producers.settings import environment, mask_url, redis_url
 from producers.spool import Spool
-from producers.status import StatusStore
+from relay import keys
+from relay.errors import EnqueueError
+from relay.events import Interaction
+from relay.settings import environment, mask_url, redis_url
+from relay.status import StatusStore
 
 _REDIS_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OperationalError)
 

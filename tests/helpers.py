@@ -133,7 +133,7 @@ def counters(client: Any) -> dict[str, int]:
 
 def clear_app_data(client: Any) -> None:
     """Delete the relay's own keys (not Celery's bindings, which a running worker needs)."""
-    from producers import keys
+    from relay import keys
 
     for pattern in [*keys.app_key_patterns(), keys.PREFIX + keys.QUEUE]:
         batch = list(client.scan_iter(match=pattern, count=1000))

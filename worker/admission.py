@@ -13,8 +13,8 @@ from typing import Any
 
 import redis
 
-from producers import keys
-from producers.status import STATUS_TTL_S
+from relay import keys
+from relay.status import STATUS_TTL_S
 from worker.circuit import circuit_keys
 
 # KEYS: per event, its record, incident, open, probe. ARGV: now, probe_ttl_ms, status_ttl,

@@ -14,9 +14,9 @@ from typing import Any
 
 from celery import Celery, signals
 
-from producers import keys
 from producers.broker import celery_config
-from producers.sentry import init_sentry
+from relay import keys
+from relay.sentry import init_sentry
 from worker import runtime
 from worker.observe import configure_logging
 from worker.settings import Settings

@@ -13,9 +13,9 @@ from typing import Any
 
 import redis
 
-from producers.errors import DeliveryError
-from producers.events import Interaction
-from producers.status import finished
+from relay.errors import DeliveryError
+from relay.events import Interaction
+from relay.status import finished
 from worker import durable
 from worker.admission import Admission
 from worker.circuit import Circuit

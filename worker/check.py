@@ -12,7 +12,7 @@ import aiohttp
 import redis
 import xmltodict
 
-from producers.settings import mask_url
+from relay.settings import mask_url
 from worker.client import Endpoint
 from worker.settings import Settings
 from worker.soap import default_action

@@ -14,7 +14,7 @@ from typing import Any
 
 import redis
 
-from producers import keys
+from relay import keys
 from worker.settings import BreakerSettings
 
 FAIL_WINDOW_S = 60

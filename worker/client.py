@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from producers.errors import DeliveryError
-from producers.events import Interaction
+from relay.errors import DeliveryError
+from relay.events import Interaction
 from worker.errors import HttpStatusError
 from worker.secret import Secret
 from worker.soap import DEFAULT_NAMESPACE, Reply, build_request, parse_fault, parse_reply

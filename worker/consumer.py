@@ -22,8 +22,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from producers.errors import DeliveryError
-from producers.events import Interaction
+from relay.errors import DeliveryError
+from relay.events import Interaction
 from worker.batch import Attempt, Finished
 from worker.client import Endpoint
 from worker.delivery import Deliverer

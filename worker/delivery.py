@@ -18,10 +18,10 @@ from typing import Any
 
 import redis
 
-from producers import deadletters, keys
-from producers.errors import ConfigError, DeliveryError, ValidationError
-from producers.events import Interaction
-from producers.status import (
+from relay import deadletters, keys
+from relay.errors import ConfigError, DeliveryError, ValidationError
+from relay.events import Interaction
+from relay.status import (
     DEAD_LETTER,
     DELIVERED,
     REJECTED,
@@ -29,7 +29,7 @@ from producers.status import (
     WAITING,
     append_history,
 )
-from producers.status import write as write_status
+from relay.status import write as write_status
 from worker import durable, observe, schedule
 from worker.admission import Admission, Admitter
 from worker.batch import Attempt, Batch, Finished, Tail

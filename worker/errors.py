@@ -1,11 +1,11 @@
-"""Delivery errors: the ``DeliveryError`` branch of the tree drawn in ``producers.errors``.
+"""Delivery errors: the ``DeliveryError`` branch of the tree drawn in ``relay.errors``.
 
 Each class carries the ``signal`` the outcome policy (``worker.policy``) looks up.
 """
 
 from __future__ import annotations
 
-from producers.errors import DeliveryError
+from relay.errors import DeliveryError
 
 
 class TransportError(DeliveryError):

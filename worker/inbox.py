@@ -18,7 +18,7 @@ from typing import Any
 
 import redis
 
-from producers import keys
+from relay import keys
 
 # KEYS: inbox, leases, lease payloads. ARGV: max count, deadline. Returns {lease ids, items}:
 # an item's lease id is its event_id, or the item itself when it has none (it is refused, and

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from producers.errors import ConfigError, DeliveryError
+from relay.errors import ConfigError, DeliveryError
 from worker.errors import HttpStatusError
 from worker.soap import Reply
 

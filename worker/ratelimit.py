@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import redis
 
-from producers import keys
+from relay import keys
 
 # KEYS: one rate key per call (repeats allowed). ARGV: now, interval, burst, horizon.
 # Returns one number per call: the seconds until its slot (reserved), or minus the seconds

@@ -22,9 +22,9 @@ from typing import Any
 
 import redis
 
-from producers import keys
-from producers.overview import QUEUE_KEY, UNACKED_KEY
-from producers.status import QUEUED, TERMINAL, finished
+from relay import keys
+from relay.overview import QUEUE_KEY, UNACKED_KEY
+from relay.status import QUEUED, TERMINAL, finished
 
 log = logging.getLogger("relay.reconcile")
 BATCH = 200

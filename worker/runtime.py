@@ -15,7 +15,7 @@ from typing import Any
 
 import redis
 
-from producers.events import Interaction
+from relay.events import Interaction
 from worker import reconcile
 from worker.client import Endpoint, SoapClient
 from worker.consumer import BatchConsumer

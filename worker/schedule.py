@@ -20,7 +20,7 @@ from typing import Any
 
 import redis
 
-from producers import keys
+from relay import keys
 
 log = logging.getLogger("relay.schedule")
 LEASE_S = 60.0

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from producers.broker import VISIBILITY_TIMEOUT_S
-from producers.errors import ConfigError
-from producers.events import DEFAULT_TENANT
-from producers.settings import environment, mask_url, redis_url
+from relay.errors import ConfigError
+from relay.events import DEFAULT_TENANT
+from relay.settings import environment, mask_url, redis_url
 from worker.backoff import Backoff
 from worker.client import Endpoint
 from worker.policy import Policy

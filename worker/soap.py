@@ -14,7 +14,7 @@ from xml.parsers.expat import ExpatError
 
 import xmltodict
 
-from producers.events import Interaction
+from relay.events import Interaction
 from worker.errors import ClientFault, ReplyError, ServerFault, SoapFault
 from worker.secret import Secret
 

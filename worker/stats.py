@@ -1,4 +1,4 @@
-"""Pool-wide counters in one Redis hash (read by ``producers.overview``): per outcome, per signal
+"""Pool-wide counters in one Redis hash (read by ``relay.overview``): per outcome, per signal
 (return code or error) and per tenant, plus a SOAP latency histogram.
 
 A batch of outcomes adds up its counts first and writes one increment per counter, so the
@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from producers import keys
+from relay import keys
 
 # Upper bounds (seconds) of the SOAP latency histogram, as Prometheus buckets.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)

@@ -9,7 +9,7 @@ from typing import Any
 from celery import Task
 from celery.exceptions import Reject
 
-from producers import keys
+from relay import keys
 from worker.app import app, current
 from worker.durable import REDIS_DOWN, RIDE_OUT_S
 

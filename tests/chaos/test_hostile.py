@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from producers.bulk import import_file
-from producers.errors import ValidationError
-from producers.events import FIELDS, Interaction
+from relay.errors import ValidationError
+from relay.events import FIELDS, Interaction
 from tests.chaos.conftest import RestartableValkey
 from tests.helpers import free_port, port_open, start, stop, wait_until
 from worker.secret import Secret

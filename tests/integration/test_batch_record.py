@@ -8,8 +8,8 @@ from collections.abc import Sequence
 
 import redis
 
-from producers.errors import DeliveryError
-from producers.events import Interaction
+from relay.errors import DeliveryError
+from relay.events import Interaction
 from tests.helpers import counters
 from worker.admission import Admission
 from worker.batch import Attempt, Finished

@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from producers import Producer
-from producers.events import Interaction
+from relay.events import Interaction
 from tests.helpers import wait_until
 from worker.client import Endpoint
 from worker.consumer import BatchConsumer

@@ -8,7 +8,7 @@ import xmlschema
 import zeep
 from lxml import etree
 
-from producers.events import Interaction
+from relay.events import Interaction
 from tests.helpers import Sandbox
 from worker.secret import Secret
 from worker.soap import build_request

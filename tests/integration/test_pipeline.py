@@ -99,7 +99,7 @@ def test_same_event_id_is_delivered_once(pipeline: Pipeline) -> None:
 def test_copies_of_one_message_in_the_inbox_make_one_call(pipeline: Pipeline) -> None:
     """The outbox can re-send a message whose first copy is still queued: a worker that
     claims both in one batch calls once."""
-    from producers.events import Interaction
+    from relay.events import Interaction
 
     event = Interaction.create(account_id="123456", location="STORE-001",
                                interaction_type="VISIT", note="twice in the inbox")
@@ -179,7 +179,7 @@ def test_purge_needs_confirmation(pipeline: Pipeline) -> None:
 def test_a_message_lost_in_transit_is_sent_again(pipeline: Pipeline) -> None:
     """An accepted event whose queue message vanished (as when Redis drops between kombu's
     BRPOP and its unacked bookkeeping) is found in the outbox and delivered."""
-    from producers.events import Interaction
+    from relay.events import Interaction
     from worker.reconcile import sweep
 
     event = Interaction.create(account_id="123456", location="STORE-003",

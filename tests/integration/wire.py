@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from producers.events import Interaction
+from relay.events import Interaction
 from worker.client import Endpoint, SoapClient
 from worker.secret import Secret
 from worker.soap import Reply

@@ -77,7 +77,7 @@ def test_dockerfile_installs_with_constraints_and_runs_a_relay_command() -> None
 
 
 def test_platform_variables_are_read() -> None:
-    from producers.settings import redis_url
+    from relay.settings import redis_url
     from worker.settings import Settings
 
     assert redis_url({"REDIS_URL": "redis://h:1/2"}) == "redis://h:1/2"

@@ -1,7 +1,7 @@
 import pytest
 
-from producers.errors import ValidationError
-from producers.events import Interaction
+from relay.errors import ValidationError
+from relay.events import Interaction
 
 VALID = {"account_id": "123456", "location": "STORE-001", "interaction_type": "VISIT"}
 

@@ -2,7 +2,7 @@ import random
 
 import pytest
 
-from producers.errors import ConfigError
+from relay.errors import ConfigError
 from worker.backoff import Backoff
 from worker.errors import (
     ClientFault,

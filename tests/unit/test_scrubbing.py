@@ -1,6 +1,6 @@
 import pytest
 
-from producers.sentry import SECRET, SOAP_BODY, Scrubber
+from relay.sentry import SECRET, SOAP_BODY, Scrubber
 from worker.secret import Secret
 from worker.settings import Settings
 

@@ -5,7 +5,7 @@ import xmltodict
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from producers.events import NOTE_MAX, Interaction
+from relay.events import NOTE_MAX, Interaction
 from worker.errors import ClientFault, ReplyError, ServerFault
 from worker.secret import Secret
 from worker.soap import (

@@ -10,8 +10,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from relay import exitcodes
-from relay.output import emit, error
+from relay.cli import exitcodes
+from relay.cli.output import emit, error
 
 Command = Callable[..., argparse.ArgumentParser]
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd]?)")
@@ -76,7 +76,7 @@ def cmd_send(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from producers.overview import one_line, overview
+    from relay.overview import one_line, overview
 
     producer = _producer()
     if args.event_id:
@@ -92,7 +92,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_dlq(args: argparse.Namespace) -> int:
-    from producers.deadletters import DeadLetters, Filter
+    from relay.deadletters import DeadLetters, Filter
 
     producer = _producer()
     store = DeadLetters(producer.redis)
@@ -186,7 +186,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
-    from relay.dev import run_dev
+    from relay.cli.dev import run_dev
 
     return run_dev(with_api=not args.no_api)
 

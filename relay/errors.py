@@ -1,7 +1,6 @@
 """The project's one exception tree.
 
-Producers and workers share it, so it lives on the producer side (which never imports the
-worker)::
+Producers and workers share it, so it lives in the core package both import::
 
     RelayError
     ├── ConfigError                 settings that cannot work (bad URL, unknown tenant)

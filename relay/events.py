@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from producers.errors import FieldError, ValidationError
+from relay.errors import FieldError, ValidationError
 
 ACCOUNT_ID_MAX = 60
 REFERENCE_MAX = 100  # location / interaction-type external references (not published; generous)

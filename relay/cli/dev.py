@@ -20,8 +20,8 @@ from typing import Any
 
 import redis
 
-from producers.overview import one_line, overview
-from producers.settings import DEV_ENV_FILE
+from relay.overview import one_line, overview
+from relay.settings import DEV_ENV_FILE
 
 SANDBOX_TOKEN = "sandbox-token"  # noqa: S105 - the emulator's published test token
 DEV_API_KEY = "dev-key"  # only when RELAY_API_KEYS is unset, on a developer's machine

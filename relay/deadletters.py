@@ -17,8 +17,8 @@ from typing import Any, cast
 
 import redis
 
-from producers import keys
-from producers.status import QUEUED, pending, write
+from relay import keys
+from relay.status import QUEUED, pending, write
 
 
 @dataclass(frozen=True)

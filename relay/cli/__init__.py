@@ -1,4 +1,5 @@
-"""``relay``: one command line for producers, workers, the sandbox and operators."""
+"""``relay``: one command line for producers, workers, the sandbox and operators (a thin face
+over ``producers``, ``worker`` and ``sandbox``; library code never imports it)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from producers.errors import ConfigError, EnqueueError, ValidationError
-from relay import exitcodes
-from relay.output import error
+from relay.cli import exitcodes
+from relay.cli.output import error
+from relay.errors import ConfigError, EnqueueError, ValidationError
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -29,13 +30,13 @@ def _api(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from relay.commands import check
+    from relay.cli.commands import check
 
     return check(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from relay import commands
+    from relay.cli import commands
     from sandbox.__main__ import add_arguments as sandbox_arguments
 
     parser = argparse.ArgumentParser(prog="relay", description=__doc__)
@@ -60,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         if argv[:1] == ["worker"]:  # everything after `worker` belongs to Celery
-            from relay.commands import worker
+            from relay.cli.commands import worker
 
             return worker(argv[1:])
         args = build_parser().parse_args(argv)

@@ -12,7 +12,7 @@ from typing import Any
 
 import redis
 
-from producers import keys
+from relay import keys
 
 STATUS_TTL_S = 7 * 24 * 3600
 HISTORY_MAX = 50

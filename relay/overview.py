@@ -11,7 +11,7 @@ from typing import Any
 
 import redis
 
-from producers import keys
+from relay import keys
 
 QUEUE_KEY = keys.PREFIX + keys.QUEUE  # kombu's list, under our global key prefix
 UNACKED_KEY = keys.PREFIX + "unacked"
