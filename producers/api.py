@@ -22,9 +22,10 @@ from aiohttp import web
 from producers.openapi import spec
 from producers.producer import Producer
 from producers.prometheus import render
+from relay import keys
 from relay.deadletters import DeadLetters, Filter
 from relay.errors import ConfigError, EnqueueError, FieldError, ValidationError
-from relay.events import Interaction
+from relay.events import DEFAULT_TENANT, Interaction
 from relay.overview import overview
 from relay.sentry import init_sentry
 from relay.settings import environment
@@ -154,15 +155,16 @@ async def post_batch(request: web.Request) -> web.Response:
     if len(items) > BATCH_MAX:
         raise ValidationError.one("interactions", "max_items", f"must hold at most {BATCH_MAX}")
     results: list[dict[str, Any]] = []
-    producer = request.app[PRODUCER]
+    valid: list[tuple[int, Interaction]] = []
     for index, item in enumerate(items):
         try:
-            event = Interaction.create(**_fields(item))
+            valid.append((index, Interaction.create(**_fields(item))))
         except ValidationError as exc:
             results.append({"index": index, "status": "invalid", "errors": exc.as_dicts()})
-            continue
-        new = await _run(request, producer.enqueue, event)
-        results.append({"index": index, **_accepted(request, event, new)})
+    news = await _run(request, request.app[PRODUCER].enqueue_many, [e for _, e in valid])
+    results += [{"index": index, **_accepted(request, event, new)}
+                for (index, event), new in zip(valid, news, strict=True)]
+    results.sort(key=lambda r: int(r["index"]))
     accepted = sum(r["status"] != "invalid" for r in results)
     # 202 even when every item was refused: each item reports its own fate.
     return web.json_response({"accepted": accepted, "rejected": len(results) - accepted,
@@ -170,7 +172,9 @@ async def post_batch(request: web.Request) -> web.Response:
 
 
 async def get_interaction(request: web.Request) -> web.Response:
-    record = await _run(request, request.app[PRODUCER].status, request.match_info["event_id"])
+    tenant = request.query.get("tenant") or DEFAULT_TENANT
+    record = await _run(request, request.app[PRODUCER].status, request.match_info["event_id"],
+                        tenant)
     if record is None:
         return _error(404, "no such event (unknown, or its record expired)")
     return web.json_response(record)
@@ -178,16 +182,18 @@ async def get_interaction(request: web.Request) -> web.Response:
 
 async def list_dead_letters(request: web.Request) -> web.Response:
     q = request.query
-    unknown = sorted(set(q) - {"code", "tenant", "signal", "limit"})
+    unknown = sorted(set(q) - {"code", "tenant", "signal", "location", "interaction_type",
+                               "limit"})
     if unknown:
         raise ValidationError([FieldError(n, "unknown", "is not a known parameter")
                                for n in unknown])
-    flt = Filter(code=_integer(q, "code"), tenant=q.get("tenant"), signal=q.get("signal"))
+    flt = Filter(code=_integer(q, "code"), tenant=q.get("tenant"), signal=q.get("signal"),
+                 location=q.get("location"), interaction_type=q.get("interaction_type"))
     limit = _integer(q, "limit")
     limit = 100 if limit is None else limit
     if not 1 <= limit <= 1000:
         raise ValidationError.one("limit", "range", "must be between 1 and 1000")
-    store = DeadLetters(request.app[PRODUCER].redis)
+    store = DeadLetters(request.app[PRODUCER].redis, request.app[PRODUCER].keys)
     entries = await _run(request, lambda: list(store.entries(flt, limit)))
     return web.json_response({"dead_letters": entries, "total": await _run(request, store.size)})
 
@@ -224,18 +230,22 @@ _KIND_NAMES = {list: "an array of strings", int: "an integer", str: "a string", 
 
 
 async def replay_dead_letters(request: web.Request) -> web.Response:
-    """Replay by ``event_ids``, or every entry matching ``code``/``tenant``, or ``all``."""
+    """Replay by ``event_ids`` (of ``tenant``, default "default"), or every entry matching
+    ``code``/``tenant``, or ``all``. Each event moves once, however many replays race."""
     body = _replay_request(await _body(request))
     producer = request.app[PRODUCER]
-    store = DeadLetters(producer.redis)
+    store = DeadLetters(producer.redis, producer.keys)
     ids = body.get("event_ids")
-    if ids is None:
-        if body.get("code") is None and body.get("tenant") is None and body.get("all") is not True:
-            return web.json_response({"replayed": []})  # nothing selected, nothing replayed
+    if ids is not None:
+        tenant = body.get("tenant") or DEFAULT_TENANT
+        members = [keys.member(tenant, i) for i in ids]
+    elif body.get("code") is None and body.get("tenant") is None and body.get("all") is not True:
+        return web.json_response({"replayed": []})  # nothing selected, nothing replayed
+    else:
         flt = Filter(code=body.get("code"), tenant=body.get("tenant"))
-        ids = await _run(request, lambda: [e["event"]["event_id"] for e in store.entries(flt)])
-    replayed = await _run(request, store.replay, ids, producer.send)
-    return web.json_response({"replayed": replayed})
+        members = await _run(request, store.members, flt)
+    replayed = await _run(request, store.replay, members)
+    return web.json_response({"replayed": [keys.split(m)[1] for m in replayed]})
 
 
 async def healthz(_: web.Request) -> web.Response:
@@ -251,7 +261,7 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    view = await _run(request, overview, request.app[PRODUCER].redis)
+    view = await _run(request, overview, request.app[PRODUCER].redis, request.app[PRODUCER].keys)
     return web.Response(text=render(view), content_type="text/plain", charset="utf-8",
                         headers={"X-Content-Type-Options": "nosniff"})
 

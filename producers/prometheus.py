@@ -39,12 +39,17 @@ def render(view: dict[str, Any]) -> str:
                   for k, v in counters.items() if k.startswith("circuit_opened:")))
     metric("relay_circuit_open", "gauge", "1 while a tenant's circuit is open or half-open.",
            [(f'{{tenant="{_label(c["tenant"])}"}}', 1) for c in view["circuits"]])
-    metric("relay_queue_depth", "gauge", "Events waiting in the Celery queue.",
-           [("", view["queue_depth"])])
-    metric("relay_unacked", "gauge", "Events taken by workers and not yet acknowledged.",
-           [("", view["unacked"])])
-    metric("relay_retry_scheduled", "gauge", "Events waiting in the retry schedule.",
+    metric("relay_queue_depth", "gauge", "Events due now, waiting for a worker.",
+           [("", view["due_now"])])
+    metric("relay_held", "gauge", "Events leased by workers (calls in flight or starting).",
+           [("", view["held"])])
+    metric("relay_retry_scheduled", "gauge", "Events waiting for a later due time (retries).",
            [("", view["scheduled"])])
+    metric("relay_parked", "gauge", "Events waiting for their tenant's circuit to close.",
+           [("", view["parked"])])
+    metric("relay_stale_outcomes_total", "counter",
+           "Late outcomes ignored because another worker held the event (possible duplicates).",
+           [("", counters.get("stale", 0))])
     metric("relay_dead_letters", "gauge", "Events in the dead-letter store.",
            [("", view["dead_letters"])])
     cumulative, buckets = 0.0, []

@@ -1,103 +1,136 @@
-"""The dead-letter store: events we could not deliver, kept (no TTL) until replayed or purged.
+"""The dead-letter store: events no attempt could deliver, kept until replayed or purged.
 
-The worker writes entries (``add``); operators read, replay and purge them from the CLI and
-the HTTP API, which is why the store lives on the producer side.
+A dead letter is an event record in state ``dead_letter`` plus its entry in the ``dlq`` index
+(member -> time dead-lettered). Reading pages through the index; replay and purge are scripts
+that move only events still dead-lettered, so two operators racing move each event once.
 
-An entry is the event message plus code, reason, attempts, first/last attempt time and a
-scrubbed excerpt of the last response; never a token or a SOAP request body.
+An entry, as listed and exported, is the event's own fields at the top level (what
+``relay import`` reads back) plus a ``dead_letter`` object with code, signal, reason, attempts
+and time; never a token or a SOAP body.
 """
 
 from __future__ import annotations
 
-import json
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
 import redis
 
-from relay import keys
-from relay.status import QUEUED, pending, write
+from relay import keys as keynames
+from relay.keys import Keys
+from relay.scripts import register
+from relay.status import DEAD_LETTER, fields, iso
+
+PAGE = 500
 
 
 @dataclass(frozen=True)
 class Filter:
+    """Which dead letters to act on; every set field must match. Ages are in seconds."""
+
     code: int | None = None
     tenant: str | None = None
     signal: str | None = None
-    older_than: float | None = None  # seconds since dead-lettered
+    location: str | None = None
+    interaction_type: str | None = None
+    older_than: float | None = None
     newer_than: float | None = None
 
-    def matches(self, entry: dict[str, Any], now: float) -> bool:
-        age = now - float(entry.get("dead_at", now))
-        return ((self.code is None or entry.get("code") == self.code)
-                and (self.tenant is None or entry.get("tenant") == self.tenant)
-                and (self.signal is None or entry.get("signal") == self.signal)
-                and (self.older_than is None or age >= self.older_than)
-                and (self.newer_than is None or age <= self.newer_than))
+    @property
+    def empty(self) -> bool:
+        return all(v is None for v in self.__dict__.values())
+
+    def matches(self, entry: dict[str, Any], age_s: float) -> bool:
+        info = entry["dead_letter"]
+        return ((self.code is None or info.get("code") == self.code)
+                and (self.tenant is None or entry["tenant"] == self.tenant)
+                and (self.signal is None or info.get("signal") == self.signal)
+                and (self.location is None or entry.get("location") == self.location)
+                and (self.interaction_type is None
+                     or entry.get("interaction_type") == self.interaction_type)
+                and (self.older_than is None or age_s >= self.older_than)
+                and (self.newer_than is None or age_s <= self.newer_than))
 
 
-def add(pipe: Any, entry: dict[str, Any]) -> None:
-    """Queue the write on a pipeline (it rides with the outcome's other writes)."""
-    event_id = entry["event"]["event_id"]
-    pipe.hset(keys.DLQ, event_id, json.dumps(entry))
-    pipe.zadd(keys.DLQ_INDEX, {event_id: entry["dead_at"]})
+def entry(member: bytes | str, raw: dict[bytes, bytes], dead_at_ms: float) -> dict[str, Any]:
+    tenant, event_id = keynames.split(member)
+    r = {k.decode(): v.decode("utf-8", "replace") for k, v in raw.items()}
+    return {"tenant": tenant, "event_id": event_id, **fields(r.get("m")),
+            "dead_letter": {"code": int(r["k"]) if r.get("k") else None,
+                            "signal": r.get("g", ""), "reason": r.get("r", ""),
+                            "attempts": int(r.get("a") or 0), "dead_at": iso(dead_at_ms)}}
 
 
 class DeadLetters:
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, keys: Keys) -> None:
         self.redis = client
+        self.keys = keys
+        self._scripts = register(client)
 
     def size(self) -> int:
-        return int(self.redis.hlen(keys.DLQ))
+        return int(self.redis.zcard(self.keys.dlq))
 
-    def get(self, event_id: str) -> dict[str, Any] | None:
-        raw = self.redis.hget(keys.DLQ, event_id)
-        return json.loads(raw) if raw else None
+    def get(self, tenant: str, event_id: str) -> dict[str, Any] | None:
+        member = keynames.member(tenant, event_id)
+        score = self.redis.zscore(self.keys.dlq, member)
+        if score is None:
+            return None
+        raw = cast(dict[bytes, bytes], self.redis.hgetall(self.keys.record(tenant, event_id)))
+        if raw.get(b"s") != DEAD_LETTER.encode():
+            return None
+        return entry(member, raw, score)
 
     def entries(self, flt: Filter | None = None, limit: int | None = None
                 ) -> Iterator[dict[str, Any]]:
         """Oldest first, read in pages so an export of millions stays flat in memory."""
-        flt, now, found, start = flt or Filter(), time.time(), 0, 0
+        flt = flt or Filter()
+        now_ms = _server_ms(self.redis)
+        found, start = 0, 0
         while limit is None or found < limit:
-            ids = cast(list[bytes], self.redis.zrange(keys.DLQ_INDEX, start, start + 499))
-            if not ids:
+            page = cast(list[tuple[bytes, float]], self.redis.zrange(
+                self.keys.dlq, start, start + PAGE - 1, withscores=True))
+            if not page:
                 return
-            start += len(ids)
-            for raw in self.redis.hmget(keys.DLQ, ids):
-                if raw is None:
-                    continue
-                entry = json.loads(raw)
-                if flt.matches(entry, now):
+            start += len(page)
+            pipe = self.redis.pipeline(transaction=False)
+            for member, _ in page:
+                pipe.hgetall(self.keys.record(*keynames.split(member)))
+            for (member, dead_at), raw in zip(page, pipe.execute(), strict=True):
+                if raw.get(b"s") != DEAD_LETTER.encode():
+                    continue  # replayed or purged since the page was read
+                item = entry(member, raw, dead_at)
+                if flt.matches(item, (now_ms - dead_at) / 1000):
                     found += 1
-                    yield entry
+                    yield item
                     if limit is not None and found >= limit:
                         return
 
-    def remove(self, event_ids: list[str]) -> int:
-        if not event_ids:
-            return 0
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.hdel(keys.DLQ, *event_ids)
-        pipe.zrem(keys.DLQ_INDEX, *event_ids)
-        removed, _ = pipe.execute()
-        return int(removed)
+    def members(self, flt: Filter) -> list[str]:
+        return [keynames.member(e["tenant"], e["event_id"]) for e in self.entries(flt)]
 
-    def replay(self, event_ids: list[str], send: Callable[[dict[str, Any]], None]) -> list[str]:
-        """Give each event a fresh retry budget and enqueue it again; returns the replayed ids."""
-        replayed = []
-        for event_id in event_ids:
-            entry = self.get(event_id)
-            if entry is None:
-                continue
-            event = entry["event"]
-            pipe = self.redis.pipeline(transaction=False)
-            write(pipe, event_id, {"state": QUEUED, "charged": 0, "tenant": event.get("tenant", ""),
-                                   "replayed_at": time.time()})
-            pending(pipe, event, time.time())
-            pipe.execute()
-            send(event)
-            self.remove([event_id])
-            replayed.append(event_id)
-        return replayed
+    def replay(self, members: Sequence[str]) -> list[str]:
+        """Back to waiting with a fresh budget; returns the members this call moved."""
+        moved: list[str] = []
+        for chunk in _chunks(members):
+            done = self._scripts["replay"](
+                keys=[self.keys.dlq, self.keys.due, self.keys.stats],
+                args=[self.keys.prefix, *chunk])
+            moved += [m.decode() for m in done]
+        return moved
+
+    def purge(self, members: Sequence[str]) -> int:
+        """Drop for good; returns how many this call removed."""
+        return sum(int(self._scripts["purge"](keys=[self.keys.dlq, self.keys.stats],
+                                              args=[self.keys.prefix, *chunk]))
+                   for chunk in _chunks(members))
+
+
+def _chunks(members: Sequence[str]) -> Iterable[Sequence[str]]:
+    for i in range(0, len(members), PAGE):
+        yield members[i:i + PAGE]
+
+
+def _server_ms(client: redis.Redis) -> float:
+    seconds, micros = client.time()
+    return seconds * 1000 + micros / 1000

@@ -6,6 +6,7 @@ refused here, at the edge, because no escaping can put them on the wire.
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from collections.abc import Mapping
@@ -108,11 +109,34 @@ class Interaction:
         return cls(account_id, location, interaction_type, note, tenant, event_id, occurred_at)
 
     def to_message(self) -> dict[str, Any]:
-        """The JSON-safe form that travels on the queue (never a token: tenants map to those)."""
+        """The JSON-safe form of the whole event (spool lines, exports, API answers)."""
         message = asdict(self)
         if message["occurred_at"] is None:
             del message["occurred_at"]
         return message
+
+    def payload(self) -> str:
+        """What the event's record keeps (``m``): its fields as a compact JSON array. Tenant and
+        event_id are not repeated: they are the record's key. Never a token."""
+        fields: list[str | None] = [self.account_id, self.location, self.interaction_type,
+                                    self.note]
+        if self.occurred_at is not None:
+            fields.append(self.occurred_at)
+        return json.dumps(fields, separators=(",", ":"), ensure_ascii=False)
+
+    @classmethod
+    def from_payload(cls, tenant: str, event_id: str, payload: str | bytes) -> Interaction:
+        """Rebuild (and validate again) an event from its record; ``ValidationError`` when the
+        stored payload is not one we wrote."""
+        try:
+            fields = json.loads(payload)
+        except ValueError:
+            raise ValidationError.one("payload", "json", "is not JSON") from None
+        if not isinstance(fields, list) or not 4 <= len(fields) <= 5:
+            raise ValidationError.one("payload", "shape", "is not an event's field array")
+        names = ("account_id", "location", "interaction_type", "note", "occurred_at")
+        return cls.from_message({"tenant": tenant, "event_id": event_id,
+                                 **dict(zip(names, fields, strict=False))})
 
 
 def _timestamp(value: Any, errors: list[FieldError]) -> str | None:

@@ -1,7 +1,7 @@
 """Pool-wide picture for ``relay status``, ``relay dev``, the HTTP API and ``/metrics``.
 
-Reads what the worker writes (counters, schedule, dead letters, circuits) straight from Redis,
-so operator tools need nothing from the worker side.
+One read-only script returns every figure in one round trip (no SCAN anywhere: circuits and
+parked events are indexed), so operator tools need nothing from the worker side.
 """
 
 from __future__ import annotations
@@ -11,59 +11,48 @@ from typing import Any
 
 import redis
 
-from relay import keys
-
-QUEUE_KEY = keys.PREFIX + keys.QUEUE  # kombu's list, under our global key prefix
-UNACKED_KEY = keys.PREFIX + "unacked"
-
-
-def counters(client: redis.Redis) -> dict[str, float]:
-    raw = client.hgetall(keys.STATS)
-    return {_text(k): float(v) for k, v in raw.items()}
+from relay.keys import Keys
+from relay.scripts import register
+from relay.status import iso
 
 
-def circuits(client: redis.Redis) -> list[dict[str, Any]]:
-    found = []
-    for key in client.scan_iter(match=keys.circuit("*", "incident"), count=500):
-        tenant = _text(key).removeprefix(keys.PREFIX + "circuit:").removesuffix(":incident")
-        raw = client.get(keys.circuit(tenant, "incident"))
-        if raw is None:
-            continue
-        ttl = int(client.pttl(keys.circuit(tenant, "open")))
-        found.append({"tenant": tenant, "state": "open" if ttl > 0 else "half-open",
-                      "retry_in_s": max(0, ttl) / 1000, **json.loads(raw)})
-    return sorted(found, key=lambda c: str(c["tenant"]))
-
-
-def overview(client: redis.Redis) -> dict[str, Any]:
-    pipe = client.pipeline(transaction=False)
-    pipe.llen(keys.INBOX)
-    pipe.llen(QUEUE_KEY)
-    pipe.zcard(keys.LEASES)
-    pipe.hlen(UNACKED_KEY)
-    pipe.zcard(keys.SCHEDULE)
-    pipe.hlen(keys.DLQ)
-    inbox, celery_depth, leased, unacked, scheduled, dead = pipe.execute()
-    depth, unacked = int(inbox) + int(celery_depth), int(leased) + int(unacked)
-    stats = counters(client)
+def overview(client: redis.Redis, keys: Keys) -> dict[str, Any]:
+    script = register(client)["overview"]
+    now, waiting, ready, held, dead, parked, raw_circuits, raw_stats = script(
+        keys=[keys.due, keys.held, keys.dlq, keys.circuits, keys.parked, keys.stats],
+        args=[keys.prefix])
+    stats = {_text(k): float(v) for k, v in _pairs(raw_stats)}
+    circuits = []
+    for tenant, raw in _pairs(raw_circuits):
+        c = json.loads(raw)
+        half_open = now >= c["open_until"]
+        circuits.append({"tenant": _text(tenant), "state": "half-open" if half_open else "open",
+                         "reason": c["reason"], "since": iso(c["since"]),
+                         "next_probe_in_s": max(0, c["open_until"] - now) / 1000,
+                         "reopenings": c["reopenings"], "probe_in_flight": bool(c["probe"])})
     return {
-        "queue_depth": int(depth), "unacked": int(unacked), "scheduled": int(scheduled),
-        "dead_letters": int(dead),
+        "now": iso(now),
+        "waiting": int(waiting), "due_now": int(ready), "scheduled": int(waiting) - int(ready),
+        "parked": int(parked), "held": int(held), "dead_letters": int(dead),
         "outcomes": {k.removeprefix("outcome:"): int(v) for k, v in stats.items()
                      if k.startswith("outcome:")},
         "counters": stats,
-        "circuits": circuits(client),
+        "circuits": sorted(circuits, key=lambda c: str(c["tenant"])),
     }
 
 
 def one_line(view: dict[str, Any]) -> str:
     o = view["outcomes"]
     state = ",".join(f"{c['tenant']}={c['state']}" for c in view["circuits"]) or "all closed"
-    return (f"queue={view['queue_depth']} in-flight={view['unacked']} "
-            f"scheduled={view['scheduled']} dlq={view['dead_letters']} | "
+    return (f"waiting={view['due_now']} scheduled={view['scheduled']} parked={view['parked']} "
+            f"held={view['held']} dlq={view['dead_letters']} | "
             f"delivered={o.get('delivered', 0)} retry={o.get('retry', 0)} "
             f"dead_letter={o.get('dead_letter', 0)} rejected={o.get('rejected', 0)} "
-            f"systemic={o.get('systemic', 0)} | circuits: {state}")
+            f"| circuits: {state}")
+
+
+def _pairs(flat: list[Any]) -> list[tuple[Any, Any]]:
+    return list(zip(flat[::2], flat[1::2], strict=True))
 
 
 def _text(value: Any) -> str:

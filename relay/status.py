@@ -1,112 +1,89 @@
-"""Per-event status records (design.md section 5): what a caller or operator can look up.
+"""Event records as callers and operators see them (docs/DATA_MODEL.md has the raw layout).
 
-A record is created when an event is accepted (which is also the dedupe check), updated by the
-worker at every attempt, and expires ``STATUS_TTL_S`` after its last change.
+A record is created when an event is accepted (which is also the dedupe check), changed by
+every move of the event, compacted when it ends (the message goes, the outcome stays) and
+expires ``retention`` after delivery or rejection. Dead letters keep everything until replayed
+or purged.
 """
 
 from __future__ import annotations
 
 import json
-import time
+from datetime import UTC, datetime
 from typing import Any
 
 import redis
 
-from relay import keys
+from relay.keys import Keys
 
-STATUS_TTL_S = 7 * 24 * 3600
-HISTORY_MAX = 50
-
-# States an event can be in; terminal ones are never delivered again.
-QUEUED, IN_FLIGHT, WAITING, DELIVERED, REJECTED, DEAD_LETTER = (
-    "queued", "in_flight", "waiting", "delivered", "rejected", "dead_letter")
+# Where an event can be (one at a time); the last three never change except by replay.
+WAITING, PARKED, HELD = "waiting", "parked", "held"
+DELIVERED, REJECTED, DEAD_LETTER = "delivered", "rejected", "dead_letter"
+STATES = (WAITING, PARKED, HELD, DELIVERED, REJECTED, DEAD_LETTER)
 TERMINAL = frozenset({DELIVERED, REJECTED, DEAD_LETTER})
-
-# Create the record only if none exists: one round trip is dedupe, bookkeeping and outbox.
-# KEYS: record, pending, pending events. ARGV: ttl, event id, now, message, fields...
-_CREATE = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 5))
-redis.call('EXPIRE', KEYS[1], ARGV[1])
-redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
-redis.call('HSET', KEYS[3], ARGV[2], ARGV[4])
-return 1
-"""
+FIELD_NAMES = ("account_id", "location", "interaction_type", "note", "occurred_at")
 
 
-class StatusStore:
-    """Reads and writes status records; the one place that knows their layout."""
-
-    def __init__(self, client: redis.Redis, ttl: int = STATUS_TTL_S) -> None:
-        self.redis = client
-        self.ttl = ttl
-        self._create = client.register_script(_CREATE)
-
-    def create(self, message: dict[str, Any], now: float | None = None) -> bool:
-        """Record a newly accepted event; False when the ``event_id`` is already known."""
-        now = time.time() if now is None else now
-        event_id = message["event_id"]
-        fields: list[Any] = ["state", QUEUED, "tenant", message.get("tenant", ""), "attempts", 0,
-                             "charged", 0, "created_at", now, "updated_at", now]
-        return bool(self._create(keys=[keys.event(event_id), keys.PENDING, keys.PENDING_EVENTS],
-                                 args=[self.ttl, event_id, now, json.dumps(message), *fields]))
-
-    def forget(self, event_id: str) -> None:
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.delete(keys.event(event_id))
-        finished(pipe, event_id)
-        pipe.execute()
-
-    def get(self, event_id: str) -> dict[str, Any] | None:
-        raw = self.redis.hgetall(keys.event(event_id))
-        if not raw:
-            return None
-        record: dict[str, Any] = {_text(k): _text(v) for k, v in raw.items()}
-        for name in ("attempts", "charged", "last_code", "interaction_id"):
-            if record.get(name, "") not in ("", None):
-                record[name] = int(record[name])
-        history = self.redis.lrange(keys.event(event_id) + ":history", 0, -1)
-        record["history"] = [json.loads(h) for h in history]
-        record["event_id"] = event_id
-        return record
+def iso(ms: int | float | str | bytes | None) -> str | None:
+    """Redis server milliseconds as an ISO 8601 UTC time, readable and machine-parsable."""
+    if ms in (None, b"", ""):
+        return None
+    value = float(ms.decode() if isinstance(ms, bytes) else ms)
+    return datetime.fromtimestamp(value / 1000, UTC).isoformat(timespec="milliseconds")
 
 
-def write(pipe: Any, event_id: str, fields: dict[str, Any]) -> None:
-    """Queue an update of a status record on ``pipe`` (so it rides with other writes)."""
-    key = keys.event(event_id)
-    pipe.hset(key, mapping={**{k: _flat(v) for k, v in fields.items()},
-                            "updated_at": time.time()})
-    pipe.expire(key, STATUS_TTL_S)
+def fields(payload: str | bytes | None) -> dict[str, Any]:
+    """The event's own fields from its stored payload (a JSON array), for display."""
+    if not payload:
+        return {}
+    try:
+        values = json.loads(payload)
+    except ValueError:
+        return {"payload": _text(payload)}
+    if not isinstance(values, list):
+        return {"payload": _text(payload)}
+    return {k: v for k, v in zip(FIELD_NAMES, values, strict=False) if v is not None}
 
 
-def finished(pipe: Any, *event_ids: str) -> None:
-    """Queue the removal of events from the outbox (they ended, or were never sent)."""
-    if event_ids:
-        pipe.zrem(keys.PENDING, *event_ids)
-        pipe.hdel(keys.PENDING_EVENTS, *event_ids)
+def view(tenant: str, event_id: str, raw: dict[bytes, bytes], history: list[bytes]
+         ) -> dict[str, Any]:
+    """A raw record and history as the readable status record."""
+    r = {_text(k): _text(v) for k, v in raw.items()}
+    out: dict[str, Any] = {"tenant": tenant, "event_id": event_id, "state": r.get("s", ""),
+                           "attempts": int(r.get("a") or 0), "charged": int(r.get("c") or 0),
+                           "accepted_at": iso(r.get("t0")), "updated_at": iso(r.get("t"))}
+    if r.get("i"):
+        out["interaction_id"] = int(r["i"])
+    if r.get("k"):
+        out["last_code"] = int(r["k"])
+    if r.get("g"):
+        out["last_signal"] = r["g"]
+    if r.get("r") and out["state"] != DELIVERED:
+        out["last_error"] = r["r"]
+    if r.get("p"):
+        out["replays"] = int(r["p"])
+    if r.get("m"):
+        out["event"] = fields(r["m"])
+    out["history"] = [_entry(h) for h in history]
+    return out
 
 
-def pending(pipe: Any, message: dict[str, Any], now: float) -> None:
-    """Queue (re)adding an event to the outbox, e.g. when a dead letter is replayed."""
-    pipe.zadd(keys.PENDING, {message["event_id"]: now})
-    pipe.hset(keys.PENDING_EVENTS, message["event_id"], json.dumps(message))
+def read(client: redis.Redis, keys: Keys, tenant: str, event_id: str) -> dict[str, Any] | None:
+    """The event's status record, or None when unknown (or expired)."""
+    pipe = client.pipeline(transaction=False)
+    pipe.hgetall(keys.record(tenant, event_id))
+    pipe.lrange(keys.history(tenant, event_id), 0, -1)
+    raw, history = pipe.execute()
+    return view(tenant, event_id, raw, history) if raw else None
 
 
-def append_history(pipe: Any, event_id: str, entry: dict[str, Any]) -> None:
-    """Queue one attempt's entry on the event's bounded history list."""
-    key = keys.event(event_id) + ":history"
-    pipe.rpush(key, json.dumps(entry))
-    pipe.ltrim(key, -HISTORY_MAX, -1)
-    pipe.expire(key, STATUS_TTL_S)
-
-
-def _flat(value: Any) -> str | int | float:
-    if value is None:
-        return ""
-    if isinstance(value, str | int | float):
-        return value
-    return json.dumps(value)
+def _entry(raw: bytes) -> dict[str, Any]:
+    e = json.loads(raw)
+    out = {"at": iso(e.get("t")), "attempt": e.get("n"), "outcome": e.get("o"),
+           "signal": e.get("g"), "code": int(e["k"]) if e.get("k") else None,
+           "reason": e.get("r"), "latency_ms": e.get("ms")}
+    return {k: v for k, v in out.items() if v not in (None, "")}
 
 
 def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)

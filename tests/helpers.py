@@ -111,7 +111,9 @@ def start_sandbox(*extra: str, log: Path | None = None) -> Sandbox:
     return Sandbox(port, proc)
 
 
-REDIS_DB = 13  # the test suite's own database; only it is ever flushed
+# The test suite's own database; only it is ever flushed. RELAY_TEST_DB moves it, so two
+# checkouts can run their suites against one Redis at once.
+REDIS_DB = int(os.environ.get("RELAY_TEST_DB", "13"))
 
 
 def system_redis_url() -> str | None:
@@ -127,18 +129,24 @@ def system_redis_url() -> str | None:
 
 
 def counters(client: Any) -> dict[str, int]:
-    """The relay's pool-wide counters (``relay:stats``) as integers."""
-    return {k.decode(): int(float(v)) for k, v in client.hgetall("relay:stats").items()}
+    """The relay's pool-wide counters as integers."""
+    from relay.keys import Keys
+
+    return {k.decode(): int(float(v)) for k, v in client.hgetall(Keys().stats).items()}
+
+
+def members(client: Any, key: str) -> list[str]:
+    """Every member of a sorted set, as text."""
+    return [m.decode() for m in client.zrange(key, 0, -1)]
 
 
 def clear_app_data(client: Any) -> None:
-    """Delete the relay's own keys (not Celery's bindings, which a running worker needs)."""
-    from relay import keys
+    """Delete the relay's own keys (not Celery's, which a running worker needs)."""
+    from relay.keys import Keys
 
-    for pattern in [*keys.app_key_patterns(), keys.PREFIX + keys.QUEUE]:
-        batch = list(client.scan_iter(match=pattern, count=1000))
-        if batch:
-            client.delete(*batch)
+    batch = list(client.scan_iter(match=Keys().pattern(), count=1000))
+    if batch:
+        client.delete(*batch)
 
 
 @dataclass
@@ -151,7 +159,8 @@ class Worker:
 
 
 def start_worker(env: dict[str, str], log: Path, *extra: str) -> Worker:
-    proc = start(["-m", "relay", "worker", *extra], env=env, log=log)
+    """One worker process (``--processes 1``), so its PID is the one to signal."""
+    proc = start(["-m", "relay", "worker", "--processes", "1", *extra], env=env, log=log)
     try:
         wait_until(lambda: "relay worker ready" in log.read_text(errors="replace")
                    or proc.poll() is not None, 30, 0.1, "worker ready")

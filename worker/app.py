@@ -1,58 +1,54 @@
-"""The Celery app and the ``relay worker`` defaults.
+"""The Celery app that hosts the relay consumer, and ``relay worker``.
 
-Defaults: the threads pool (many SOAP calls in flight per process over one event loop),
-prefetch sized for I/O, and no mingle/gossip/heartbeat (they cost ~1 s of start-up and
-chatter; nothing here uses them).
+Celery is the worker runtime, not the event transport (design.md section 2): no task runs here.
+The app gives each process Celery's lifecycle, signals, remote control and heartbeats; the
+consumer is a bootstep (``worker.step``). ``celery -A worker.app inspect ping`` lists the
+workers, ``celery -A worker.app inspect relay_figures`` reports each consumer's figures.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from typing import Any
 
 from celery import Celery, signals
+from celery.worker.control import inspect_command
 
-from producers.broker import celery_config
-from relay import keys
 from relay.sentry import init_sentry
-from worker import runtime
+from worker import step
 from worker.observe import configure_logging
 from worker.settings import Settings
 
 settings = Settings.from_env()
-app = Celery("relay")
-app.conf.update(celery_config(settings.redis_url, settings.visibility_timeout))
-app.conf.update(worker_prefetch_multiplier=4, worker_concurrency=64, worker_pool="threads",
-                worker_cancel_long_running_tasks_on_connection_loss=False)
-app.conf.include = ["worker.tasks"]
+app = Celery("relay", set_as_current=False)
+app.conf.update(
+    broker_url=settings.redis_url,
+    broker_connection_retry_on_startup=True,
+    # Celery's own keys (remote control, heartbeats) under one prefix, apart from ours.
+    broker_transport_options={"global_keyprefix": "relay-celery:"},
+    accept_content=["json"], task_serializer="json", result_serializer="json",
+    result_backend=None, task_ignore_result=True,
+    worker_hijack_root_logger=False,
+    worker_concurrency=1, worker_pool="solo", worker_prefetch_multiplier=1,
+)
+app.steps["worker"].add(step.ConsumerStep)
 
 log = logging.getLogger("relay.worker")
-# Celery's own per-task "received"/"succeeded" lines cost CPU on the consumer's one thread;
-# our relay.outcome logger already writes one line per outcome.
-DEFAULT_ARGS = ["-P", "threads", "-c", "8", "--without-mingle", "--without-gossip",
-                "--without-heartbeat", "-Q", keys.QUEUE, "-l", "WARNING"]
+# mingle and gossip cost ~1 s of start-up and chatter, and nothing here uses them; Celery's
+# worker heartbeats stay on, so `inspect ping` and Flower see every process.
+CELERY_ARGS = ["-P", "solo", "--without-mingle", "--without-gossip", "-l", "WARNING"]
 
 
-def send(message: dict[str, Any]) -> None:
-    """Put an event (back) in the inbox, e.g. a retry that has come due."""
-    current().redis.lpush(keys.INBOX, json.dumps(message))
-
-
-def current() -> runtime.Runtime:
-    return runtime.get(settings, send)
+@inspect_command()
+def relay_figures(state: Any) -> dict[str, Any]:
+    """The relay consumer's figures in this worker: held, in flight, claimed, recorded."""
+    return step.figures()
 
 
 @signals.worker_ready.connect
-def _start_mover(**_: Any) -> None:
-    current().start()
+def _ready(**_: Any) -> None:
     log.info("relay worker ready (pid %d)", os.getpid())
-
-
-@signals.worker_shutdown.connect
-def _shutdown(**_: Any) -> None:
-    runtime.shutdown()
 
 
 @signals.worker_init.connect
@@ -65,13 +61,11 @@ def _sentry(**_: Any) -> None:
                 integrations=[CeleryIntegration(monitor_beat_tasks=False)])
 
 
-@signals.worker_process_init.connect
-def _after_fork(**_: Any) -> None:
-    runtime.forget_after_fork()
-
-
 def start_worker(argv: list[str]) -> int:
-    """``relay worker [celery args]``: our defaults first, so later arguments override them."""
+    """One Celery worker node running the consumer; our defaults first, so later arguments
+    override them. Without ``-n``, the node is ``relay-<pid>@<host>`` (unique per process)."""
     configure_logging(settings.log_json)
-    app.worker_main(["worker", *DEFAULT_ARGS, *argv])
+    name = [] if any(a in ("-n", "--hostname") or a.startswith("--hostname=") for a in argv) \
+        else ["-n", f"relay-{os.getpid()}@%h"]
+    app.worker_main(["worker", *CELERY_ARGS, *name, *argv])
     return 0

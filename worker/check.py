@@ -36,7 +36,9 @@ def effective_settings(settings: Settings) -> dict[str, Any]:
         "transport": asdict(settings.transport),
         "backoff": asdict(settings.backoff),
         "breaker": asdict(settings.breaker),
-        "visibility_timeout": settings.visibility_timeout,
+        "leases": asdict(settings.leases),
+        "scope": settings.store.scope,
+        "retention": settings.store.retention,
         "rate_limit": settings.rate_limit,
         "in_flight": settings.in_flight,
     }

@@ -1,178 +1,359 @@
-"""The batch consumer that ``relay worker`` runs: claims events from the inbox in batches and
-keeps their SOAP calls in flight on the process's event loop.
+"""The batch consumer: the worker's one delivery path, on one asyncio event loop.
 
-Two threads share the work. This one talks to Redis a batch at a time: claim N events, admit
-them in one round trip, and record every outcome that has finished since the last pass in one
-pipeline that also drops their leases. The event loop thread only makes the calls, as tasks
-(no thread per call), and hands each result back through a queue. So the per-event cost is the
-HTTP exchange plus a share of three round trips, and the calls in flight are bounded by
-``in_flight`` rather than by a pool of threads.
+Four loops share the loop thread. *Claim* takes up to ``batch`` due events at a time (one
+script call), as long as fewer than ``in_flight`` are held, and starts each call as a task.
+*Record* writes every plan that came back since its last pass in one fenced script call, and
+retries that whole call while Redis refuses (connection loss, OOM, READONLY): results wait in
+memory, their leases kept alive. *Heartbeat* extends every held lease, and stops calls whose
+lease another worker now holds. *Chores* returns expired leases (dead workers) and parked
+events (closed circuits) to the queue.
 
-It lives inside the Celery worker (started on ``worker_ready``, drained on shutdown), next to
-the ``relay.deliver`` task that still serves messages published through Celery.
+Times compared across processes (lease deadlines, due times, rate slots, breaker windows) are
+Redis server times inside the scripts; locally only durations on the monotonic clock are used,
+e.g. to refuse to start a call whose lease may have lapsed (the process was frozen).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import queue
-import threading
+import random
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
-from relay.errors import DeliveryError
+import redis
+
+from relay.errors import ConfigError, DeliveryError, ValidationError
 from relay.events import Interaction
-from worker.batch import Attempt, Finished
+from worker import observe, plan
 from worker.client import Endpoint
-from worker.delivery import Deliverer
-from worker.durable import REDIS_DOWN
 from worker.errors import WorkerError
-from worker.inbox import Inbox
+from worker.moves import Moves
+from worker.plan import Claim, Kind, Plan
+from worker.settings import Settings
 from worker.soap import Reply
 
 log = logging.getLogger("relay.consumer")
 AsyncCall = Callable[[Interaction, Endpoint], Awaitable[Reply]]  # raises DeliveryError
+IDLE_MIN_S, IDLE_MAX_S = 0.01, 0.1
+CHORES_S = 1.0
+# Redis refusals that pass (unreachable, out of memory, a replica after failover, loading,
+# busy with a script): the same script call is tried again until Redis takes it.
+TRANSIENT = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
+             redis.exceptions.OutOfMemoryError, redis.exceptions.ReadOnlyError,
+             redis.exceptions.TryAgainError, redis.exceptions.ClusterDownError)
+TRANSIENT_PREFIXES = ("BUSY", "NOREPLICAS", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN")
 
 
-class BatchConsumer(threading.Thread):
-    def __init__(self, deliverer: Deliverer, inbox: Inbox, loop: asyncio.AbstractEventLoop,
-                 call: AsyncCall, *, in_flight: int, batch: int = 128,
-                 idle_s: float = 0.02) -> None:
-        super().__init__(name="relay-consumer", daemon=True)
-        self.deliverer, self.inbox, self.loop, self.call = deliverer, inbox, loop, call
-        self.capacity, self.batch, self.idle_s = max(1, in_flight), batch, idle_s
-        self.stopping = threading.Event()
-        self.drain_until = float("inf")
-        self._results: queue.SimpleQueue[tuple[bytes, Finished]] = queue.SimpleQueue()
-        self._held: set[bytes] = set()  # leases of events claimed and not yet recorded
-        self._release: list[bytes] = []  # leases to drop with the next write
-        self._tasks: set[asyncio.Task[None]] = set()  # touched on the loop thread only
+def transient(exc: BaseException) -> bool:
+    return isinstance(exc, TRANSIENT) or (isinstance(exc, redis.exceptions.ResponseError)
+                                          and str(exc).startswith(TRANSIENT_PREFIXES))
 
-    def run(self) -> None:
-        idle = False
-        while True:
+
+@dataclass
+class Held:
+    """An event this process holds: its claim, and until when (monotonic) the lease surely
+    lasts from what Redis last confirmed."""
+
+    claim: Claim
+    valid_until: float
+    task: asyncio.Task[None] | None = None
+    sent: bool = False
+
+
+@dataclass
+class Figures:
+    """What ``celery inspect relay_figures`` reports for this process."""
+
+    claimed: int = 0
+    recorded: int = 0
+    stale: int = 0
+    lost: int = 0
+    held: int = 0
+    in_flight: int = 0
+    redis_errors: int = 0
+    started_at: float = field(default_factory=time.time)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class Consumer:
+    def __init__(self, settings: Settings, moves: Moves, call: AsyncCall,
+                 rng: random.Random | None = None) -> None:
+        self.settings, self.moves, self.call = settings, moves, call
+        self.rng = rng or random.Random()
+        self.held: dict[str, Held] = {}
+        self.done: list[tuple[Held, Plan]] = []
+        self.figures = Figures()
+        self.stopping = False
+        self.drain_s = settings.drain
+        self._wake = asyncio.Event()  # a result is waiting to be recorded
+        self._room = asyncio.Event()  # a held slot was freed
+        self._idle = asyncio.Event()  # nothing held, nothing waiting: a stop may end
+        self._calls: set[asyncio.Task[None]] = set()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Consume until ``stop``; then drain: calls in hand get ``drain`` seconds to finish
+        and be recorded, the rest are given back."""
+        loops = [asyncio.create_task(c) for c in (self._claim_loop(), self._record_loop(),
+                                                  self._heartbeat_loop(), self._chores_loop())]
+        try:
+            await loops[0]
+            await self._drain()
+        finally:
+            for task in loops:
+                task.cancel()
+            await asyncio.gather(*loops, return_exceptions=True)
+
+    def stop(self, drain: float | None = None) -> None:
+        """Stop claiming; calls in hand get ``drain`` seconds (default: the settings')."""
+        if drain is not None:
+            self.drain_s = drain
+        self.stopping = True
+        self._room.set()
+
+    async def _drain(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.drain_s):
+                await self._until_idle()
+        if self.held:
+            log.warning("stopping: giving back %d events whose calls did not finish in time",
+                        len(self.held))
+            for held in list(self.held.values()):
+                if held.task is not None and not held.task.done():
+                    held.task.cancel()
+                    self._finish(held, plan.release(held.sent))
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(max(5.0, self.settings.leases.redis_timeout * 2)):
+                await self._until_idle()
+
+    async def _until_idle(self) -> None:
+        while self.held or self.done:
+            self._idle.clear()
+            await self._idle.wait()
+
+    # -- claim and call ----------------------------------------------------------------------
+
+    async def _claim_loop(self) -> None:
+        idle = IDLE_MIN_S
+        while not self.stopping:
+            room = self.settings.in_flight - len(self.held)
+            if room <= 0:
+                self._room.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._room.wait(), 1.0)
+                continue
+            asked = time.monotonic()  # no later than the script's clock started the leases
             try:
-                full = len(self._held) >= self.capacity
-                done = self._collect(wait=idle or full or self.stopping.is_set())
-                if done or self._release:
-                    self._record(done)
-                if self.stopping.is_set():
-                    if not self._held:
-                        return
-                    if time.monotonic() > self.drain_until:
-                        self._give_back()
-                        return
-                    continue
-                room = self.capacity - len(self._held)
-                idle = room > 0 and self._claim(min(self.batch, room)) == 0
-            except Exception:  # keep consuming whatever one pass ran into
-                log.exception("consumer pass failed; carrying on")
-                self.stopping.wait(1.0)
+                claims = await self.moves.claim(min(self.settings.batch, room))
+            except redis.RedisError as exc:
+                self._redis_error("claim", exc)
+                await asyncio.sleep(1.0)
+                continue
+            except Exception:
+                log.exception("claim failed; carrying on")
+                await asyncio.sleep(1.0)
+                continue
+            for claim in claims:
+                self._start(claim, asked)
+            self.figures.claimed += len(claims)
+            if claims:
+                idle = IDLE_MIN_S
+            else:
+                await asyncio.sleep(idle)
+                idle = min(IDLE_MAX_S, idle * 2)
 
-    def _collect(self, wait: bool) -> list[tuple[bytes, Finished]]:
-        """Every result that has come back; waits a moment for the first when told to."""
-        done = []
+    def _start(self, claim: Claim, asked: float) -> None:
+        # The lease runs from the script's clock; our conservative copy from when we asked.
+        held = Held(claim, asked + claim.delay_s + self.settings.leases.lease)
+        self.held[claim.member] = held
         try:
-            if wait:
-                done.append(self._results.get(timeout=self.idle_s))
-            while True:
-                done.append(self._results.get_nowait())
-        except queue.Empty:
-            return done
+            early = plan.before_call(claim, self.settings.backoff, plan.age_s(claim, 0.0))
+            if early is not None:
+                self._finish(held, early)
+                return
+            try:
+                event = Interaction.from_payload(claim.tenant, claim.event_id, claim.payload)
+            except ValidationError as exc:
+                self._finish(held, plan.refuse("invalid_message", f"invalid message: {exc}"))
+                return
+            try:
+                endpoint = self.settings.endpoint(claim.tenant)
+            except ConfigError as exc:
+                self._finish(held, plan.refuse("config:tenant", str(exc)))
+                return
+        except Exception as exc:  # a bug: never crash the worker on one event
+            log.exception("could not start event %s", claim.member)
+            self._finish(held, plan.refuse("worker_error", f"worker error: {type(exc).__name__}"))
+            return
+        held.task = asyncio.create_task(self._call(held, event, endpoint, asked))
+        self._calls.add(held.task)
+        held.task.add_done_callback(self._calls.discard)
 
-    def _claim(self, count: int) -> int:
-        try:
-            claimed = self.inbox.claim(count)
-        except REDIS_DOWN:
-            log.warning("inbox unreachable; retrying")
-            self.stopping.wait(1.0)
-            return 0
-        fresh: list[tuple[bytes, Any]] = []
-        for lease_id, message in claimed:
-            # A second copy of an event in hand (re-sent from the outbox) shares its lease,
-            # which goes when the first copy is recorded: one call, not two.
-            if lease_id not in self._held:
-                self._held.add(lease_id)
-                fresh.append((lease_id, message))
-        if not fresh:
-            return len(claimed)
-        try:
-            admitted = self.deliverer.admit([m for _, m in fresh])
-        except Exception as exc:
-            self._forget([lease_id for lease_id, _ in fresh], exc)
-            return len(claimed)
-        calls = []
-        for (lease_id, _), attempt in zip(fresh, admitted, strict=True):
-            if isinstance(attempt, Attempt):
-                calls.append((lease_id, attempt))
-            else:  # already recorded (refused, skipped, waiting): drop the lease
-                self._held.discard(lease_id)
-                self._release.append(lease_id)
-        if calls:
-            self.loop.call_soon_threadsafe(self._start, calls)
-        return len(claimed)
-
-    def _start(self, calls: list[tuple[bytes, Attempt]]) -> None:
-        for lease_id, attempt in calls:
-            task = self.loop.create_task(self._call(lease_id, attempt))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-
-    async def _call(self, lease_id: bytes, attempt: Attempt) -> None:
-        if attempt.delay > 0:
-            await asyncio.sleep(attempt.delay)  # the rate limit's slot
+    async def _call(self, held: Held, event: Interaction, endpoint: Endpoint,
+                    asked: float) -> None:
+        claim = held.claim
+        if claim.delay_s > 0:
+            await asyncio.sleep(claim.delay_s)  # the rate limit's slot
+        # A lease may have lapsed while this process was frozen: another worker may hold the
+        # event now, so do not call; give it back (a no-op if it is no longer ours).
+        if time.monotonic() > held.valid_until - self.settings.leases.heartbeat:
+            self._finish(held, plan.release(sent=False))
+            return
+        held.sent = True
+        self.figures.in_flight += 1
         started = time.perf_counter()
         result: Reply | DeliveryError
         try:
-            result = await self.call(attempt.event, attempt.endpoint)
+            result = await self.call(event, endpoint)
         except DeliveryError as exc:
             result = exc
         except Exception as exc:  # a bug around the call: retried like any error, logged
-            log.exception("delivery of %s crashed", attempt.event.event_id)
+            log.exception("delivery of %s crashed", claim.member)
             result = WorkerError(f"worker error: {type(exc).__name__}")
+        finally:
+            self.figures.in_flight -= 1
         latency_ms = (time.perf_counter() - started) * 1000
-        self._results.put((lease_id, Finished(attempt, result, latency_ms)))
+        verdict = self.settings.policy.classify(result)
+        reason = endpoint.token.scrub(verdict.reason)
+        self._finish(held, plan.after_call(
+            claim, verdict, reason, latency_ms, backoff=self.settings.backoff,
+            age=plan.age_s(claim, time.monotonic() - asked),
+            cooldown_s=self.settings.breaker.cooldown, rng=self.rng))
 
-    def _record(self, done: list[tuple[bytes, Finished]]) -> None:
-        leases = [lease_id for lease_id, _ in done]
-        release, self._release = [*self._release, *leases], []
-        try:
-            self.deliverer.record([f for _, f in done],
-                                  tail=lambda pipe: self.inbox.release(pipe, release))
-        except Exception as exc:
-            self._forget(leases, exc)
+    def _finish(self, held: Held, result: Plan) -> None:
+        self.done.append((held, result))
+        self._wake.set()
+
+    # -- record ------------------------------------------------------------------------------
+
+    async def _record_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if self.done:
+                batch, self.done = self.done, []
+                try:
+                    await self._record(batch)
+                except Exception:
+                    log.exception("recording failed; the events come back when their leases "
+                                  "lapse")
+                    for held, _ in batch:
+                        self._drop(held)
+            if not self.held and not self.done:
+                self._idle.set()
+
+    async def _record(self, batch: list[tuple[Held, Plan]]) -> None:
+        delay = 0.1
+        while True:
+            try:
+                results = await self.moves.complete([(h.claim, p) for h, p in batch])
+                break
+            except redis.RedisError as exc:
+                self._redis_error("record", exc)
+                if not transient(exc):
+                    # Not Redis being away but the call itself failing: its events' leases
+                    # lapse and they come back; nothing is written half.
+                    log.error("recording %d outcomes failed; their events come back when "
+                              "their leases lapse", len(batch), exc_info=exc)
+                    for held, _ in batch:
+                        self._drop(held)
+                    return
+                await asyncio.sleep(delay)
+                delay = min(2.0, delay * 2)
+        for (held, result), (status, opened) in zip(batch, results, strict=True):
+            self._drop(held)
+            if status == "stale":
+                self.figures.stale += 1
+                log.warning("outcome of %s not recorded: its lease was taken over "
+                            "(the call may have reached the service twice)", held.claim.member)
+                continue
+            self.figures.recorded += 1
+            self._report(held.claim, result, opened)
+
+    def _drop(self, held: Held) -> None:
+        if self.held.get(held.claim.member) is held:
+            del self.held[held.claim.member]
+            self.figures.held = len(self.held)
+            self._room.set()
+
+    def _report(self, claim: Claim, result: Plan, opened: bool) -> None:
+        if result.kind is Kind.RELEASE:
             return
-        self._held.difference_update(leases)
+        if opened:
+            observe.alert("circuit opened", tenant=claim.tenant, reason=result.reason)
+        if result.kind is Kind.DEAD_LETTER:
+            observe.dead_letter(event_id=claim.event_id, tenant=claim.tenant, code=result.code,
+                                signal=result.signal, reason=result.reason)
+        observe.outcome(result.kind.value, event_id=claim.event_id, tenant=claim.tenant,
+                        code=result.code, signal=result.signal, attempt=claim.attempts,
+                        latency_ms=None if result.latency_ms is None
+                        else round(result.latency_ms, 1),
+                        reason=result.reason or None)
 
-    def _forget(self, leases: list[bytes], exc: Exception) -> None:
-        """Let go of events whose writes failed; their leases expire and they come back."""
-        if isinstance(exc, REDIS_DOWN):
-            log.warning("Redis unreachable; %d leased events come back when their leases "
-                        "expire", len(leases))
-        else:
-            log.error("batch of %d failed (%s); its events come back when their leases "
-                      "expire", len(leases), type(exc).__name__, exc_info=exc)
-        self._held.difference_update(leases)
+    # -- heartbeat and chores ------------------------------------------------------------------
 
-    def _give_back(self) -> None:
-        """Out of time while stopping: cancel the calls left, return their events now."""
-        self.loop.call_soon_threadsafe(self._cancel_all)
-        self._record(self._collect(wait=False))  # what finished meanwhile is recorded, not redone
-        try:
-            self.inbox.give_back(list(self._held))
-        except REDIS_DOWN:
-            log.warning("Redis unreachable; %d leased events come back when their leases "
-                        "expire", len(self._held))
-        self._held.clear()
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.leases.heartbeat)
+            self.figures.held = len(self.held)
+            if not self.held:
+                continue
+            holding = list(self.held.values())
+            asked = time.monotonic()
+            try:
+                lost = await self.moves.extend([(h.claim.member, h.claim.token)
+                                                for h in holding])
+            except redis.RedisError as exc:
+                self._redis_error("heartbeat", exc)
+                continue
+            except Exception:
+                log.exception("heartbeat failed; carrying on")
+                continue
+            for held in holding:
+                if held.claim.member not in lost:
+                    held.valid_until = max(held.valid_until,
+                                           asked + self.settings.leases.lease)
+                elif self.held.get(held.claim.member) is held:
+                    self._lose(held)
 
-    def _cancel_all(self) -> None:
-        for task in self._tasks:
-            task.cancel()
+    def _lose(self, held: Held) -> None:
+        """Another worker holds the event now: stop our call; its result would be stale."""
+        self.figures.lost += 1
+        log.warning("lease of %s lapsed and was taken over; dropping our call",
+                    held.claim.member)
+        if held.task is not None:
+            held.task.cancel()
+        self._drop(held)
+        if not self.held and not self.done:
+            self._idle.set()
 
-    def stop(self, timeout: float = 60.0) -> None:
-        """Stop claiming; finish and record the calls in hand (for up to ``timeout``)."""
-        self.drain_until = time.monotonic() + timeout
-        self.stopping.set()
-        self.join(timeout + 10)
+    async def _chores_loop(self) -> None:
+        while True:
+            await asyncio.sleep(CHORES_S)
+            try:
+                while await self.moves.reap() >= 500:
+                    pass
+                await self.moves.unpark()
+            except redis.RedisError as exc:
+                self._redis_error("chores", exc)
+            except Exception:
+                log.exception("chores failed; carrying on")
+
+    def _redis_error(self, what: str, exc: redis.RedisError) -> None:
+        self.figures.redis_errors += 1
+        if self.figures.redis_errors == 1 or self.figures.redis_errors % 50 == 0:
+            log.warning("Redis refused the %s step (%s: %s); retrying", what,
+                        type(exc).__name__, str(exc)[:120])
+
+
+def figures_of(consumer: Consumer | None) -> dict[str, Any]:
+    return {} if consumer is None else {**consumer.figures.as_dict(),
+                                        "held": len(consumer.held)}
+

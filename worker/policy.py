@@ -71,6 +71,12 @@ REASONS: Mapping[int, str] = {
 BREAKER_SIGNALS = frozenset({"code:1", "connect", "timeout", "reset", "fault:server",
                              "fault:client", "reply:invalid", "reply:too_large"})
 
+# Calls that certainly did not reach the service: nothing was sent (connect, DNS, TLS), or a
+# proxy or the front door answered for it (429, 502, 503). They do not spend the event's retry
+# budget, so an outage of hours dead-letters nothing. Every other call may have been recorded
+# (sent, then timed out, reset or answered) and counts, probes included.
+UNSENT_SIGNALS = frozenset({"connect", "http:429", "http:502", "http:503"})
+
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
@@ -85,6 +91,11 @@ class Verdict:
     @property
     def trips_breaker(self) -> bool:
         return self.signal in BREAKER_SIGNALS or self.signal.startswith("http:")
+
+    @property
+    def reached(self) -> bool:
+        """Whether the call may have reached (and been recorded by) the service."""
+        return self.signal not in UNSENT_SIGNALS
 
 
 @dataclass(frozen=True)
@@ -118,8 +129,10 @@ class Policy:
     def classify(self, result: Reply | DeliveryError) -> Verdict:
         if isinstance(result, Reply):
             code = result.return_code
-            signal = f"code:{code}"
-            return Verdict(self.lookup(signal), signal, REASONS.get(code, f"return code {code}"),
+            # Unknown codes share one signal (and one counter): the service cannot mint labels.
+            exact = f"code:{code}"
+            signal = exact if code in REASONS or exact in self.table else "code:other"
+            return Verdict(self.lookup(exact), signal, REASONS.get(code, f"return code {code}"),
                            code=code,
                            interaction_id=result.interaction_id if code == 0 else None)
         retry_after = result.retry_after if isinstance(result, HttpStatusError) else None

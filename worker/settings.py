@@ -11,10 +11,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from producers.broker import VISIBILITY_TIMEOUT_S
 from relay.errors import ConfigError
 from relay.events import DEFAULT_TENANT
-from relay.settings import environment, mask_url, redis_url
+from relay.settings import StoreSettings, environment
 from worker.backoff import Backoff
 from worker.client import Endpoint
 from worker.policy import Policy
@@ -27,34 +26,72 @@ PRODUCTION_URL = "https://app.kognitivloyalty.com/Services/Interaction.asmx"
 
 @dataclass(frozen=True)
 class BreakerSettings:
-    """A tenant's circuit opens after ``threshold`` failures in a row (at once for credential
-    codes) and lets one probe through every ``cooldown`` seconds, growing to ``max_cooldown``."""
+    """A tenant's circuit opens once ``threshold`` distinct events failed within ``window``
+    seconds (at once for credential codes; one poison event alone never opens it), and lets
+    one probe through after ``cooldown`` seconds, doubling up to ``max_cooldown``."""
 
     threshold: int = 5
+    window: float = 60.0
     cooldown: float = 5.0
     max_cooldown: float = 60.0
 
 
 @dataclass(frozen=True)
+class LeaseSettings:
+    """A claimed event is leased for ``lease`` seconds and the worker extends its leases every
+    ``heartbeat`` seconds while calls run, however long they take; a killed or frozen worker's
+    events are back in the queue ``lease`` seconds after its last heartbeat. Refused at
+    start-up when a lease could lapse during a live call: ``lease`` must cover three heartbeats
+    and a heartbeat's Redis round trip (``redis_timeout``)."""
+
+    lease: float = 10.0
+    heartbeat: float = 2.0
+    redis_timeout: float = 2.0
+
+    def check(self) -> None:
+        if self.heartbeat <= 0 or self.lease < 3 * self.heartbeat:
+            raise ConfigError(f"RELAY_LEASE ({self.lease:g} s) must be at least three "
+                              f"RELAY_HEARTBEAT intervals ({self.heartbeat:g} s)")
+        if self.lease < self.heartbeat + self.redis_timeout + 1:
+            raise ConfigError(f"RELAY_LEASE ({self.lease:g} s) must exceed a heartbeat plus its "
+                              f"Redis timeout ({self.heartbeat + self.redis_timeout:g} s) by 1 s")
+
+
+@dataclass(frozen=True)
 class Settings:
-    redis_url: str = "redis://127.0.0.1:6379/0"
+    """Everything a worker process needs; every option is an environment variable (README's
+    deployment table). ``in_flight`` bounds SOAP calls in flight per process; ``batch`` is the
+    most events one claim takes; ``rate_limit`` is deliveries/s per tenant across the pool
+    (0: none); ``drain`` is how long a stopping worker lets its calls finish."""
+
+    store: StoreSettings = field(default_factory=StoreSettings)
     tenants: Mapping[str, Endpoint] = field(default_factory=dict)
     transport: TransportSettings = field(default_factory=TransportSettings)
     backoff: Backoff = field(default_factory=Backoff)
     breaker: BreakerSettings = field(default_factory=BreakerSettings)
+    leases: LeaseSettings = field(default_factory=LeaseSettings)
     policy: Policy = field(default_factory=Policy)
-    visibility_timeout: int = VISIBILITY_TIMEOUT_S
-    rate_limit: float = 0.0  # deliveries/s per tenant across the pool; 0 = unlimited
-    in_flight: int = 256  # SOAP calls in flight per worker process (the batch consumer's)
-    scheduler_interval: float = 0.2
+    rate_limit: float = 0.0
+    in_flight: int = 256
+    batch: int = 128
+    drain: float = 30.0
     log_json: bool = False
     sentry_dsn: Secret = field(default_factory=lambda: Secret(""))
     environment: str = "production"
 
     def __repr__(self) -> str:
         parts = [f"{f.name}={getattr(self, f.name)!r}" for f in fields(self)
-                 if f.name not in ("redis_url", "policy")]
-        return f"Settings(redis_url={mask_url(self.redis_url)!r}, {', '.join(parts)})"
+                 if f.name != "policy"]
+        return f"Settings({', '.join(parts)})"
+
+    @property
+    def redis_url(self) -> str:
+        return self.store.redis_url
+
+    @property
+    def probe_s(self) -> float:
+        """How long a half-open circuit waits on its probe before letting another through."""
+        return self.transport.total_timeout + self.leases.lease
 
     def endpoint(self, tenant: str) -> Endpoint:
         try:
@@ -74,8 +111,12 @@ class Settings:
                            namespace=get("RELAY_SOAP_NAMESPACE") or DEFAULT_NAMESPACE,
                            action=get("RELAY_SOAP_ACTION") or None, version=version)
         tenants = {DEFAULT_TENANT: default, **_tenants(get("RELAY_TENANTS", ""), default)}
+        leases = LeaseSettings(lease=_num(values, "RELAY_LEASE", 10.0),
+                               heartbeat=_num(values, "RELAY_HEARTBEAT", 2.0),
+                               redis_timeout=_num(values, "RELAY_REDIS_TIMEOUT", 2.0))
+        leases.check()
         return cls(
-            redis_url=redis_url(values),
+            store=StoreSettings.from_env(values),
             tenants=tenants,
             transport=TransportSettings(
                 connect_timeout=_num(values, "RELAY_CONNECT_TIMEOUT", 5.0),
@@ -88,14 +129,17 @@ class Settings:
                             cap=_num(values, "RELAY_BACKOFF_CAP", 600.0),
                             max_attempts=int(_num(values, "RELAY_MAX_ATTEMPTS", 12)),
                             max_age=_num(values, "RELAY_MAX_AGE", 86400.0)),
-            breaker=BreakerSettings(threshold=int(_num(values, "RELAY_BREAKER_THRESHOLD", 5)),
+            breaker=BreakerSettings(threshold=max(1, int(_num(values, "RELAY_BREAKER_THRESHOLD",
+                                                              5))),
+                                    window=_num(values, "RELAY_BREAKER_WINDOW", 60.0),
                                     cooldown=_num(values, "RELAY_BREAKER_COOLDOWN", 5.0),
                                     max_cooldown=_num(values, "RELAY_BREAKER_MAX_COOLDOWN", 60.0)),
+            leases=leases,
             policy=Policy.with_overrides(get("RELAY_POLICY")),
-            visibility_timeout=int(_num(values, "RELAY_VISIBILITY_TIMEOUT", VISIBILITY_TIMEOUT_S)),
             rate_limit=_num(values, "RELAY_RATE_LIMIT", 0.0),
             in_flight=max(1, int(_num(values, "RELAY_IN_FLIGHT", 256))),
-            scheduler_interval=_num(values, "RELAY_SCHEDULER_INTERVAL", 0.2),
+            batch=max(1, int(_num(values, "RELAY_BATCH", 128))),
+            drain=_num(values, "RELAY_DRAIN_TIMEOUT", 30.0),
             log_json=get("RELAY_LOG_FORMAT", "text") == "json",
             sentry_dsn=Secret(get("RELAY_SENTRY_DSN") or get("SENTRY_DSN") or ""),
             environment=get("RELAY_ENVIRONMENT", "production"),

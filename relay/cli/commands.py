@@ -30,6 +30,7 @@ def register(command: Command) -> None:
 
     status = command("status", cmd_status, "pool-wide counters, or one event's record")
     status.add_argument("event_id", nargs="?")
+    status.add_argument("--tenant", default="default", help="the event's tenant")
 
     dlq = command("dlq", cmd_dlq, "inspect, replay, purge or export dead letters")
     dlq.add_argument("action", choices=["list", "show", "replay", "purge", "export"])
@@ -37,6 +38,8 @@ def register(command: Command) -> None:
     dlq.add_argument("--code", type=int, help="only this return code")
     dlq.add_argument("--tenant", help="only this tenant")
     dlq.add_argument("--signal", help="only this signal, e.g. http:502 or fault:client")
+    dlq.add_argument("--location", help="only this location reference")
+    dlq.add_argument("--type", dest="interaction_type", help="only this interaction type")
     dlq.add_argument("--older-than", type=duration, help="e.g. 30m, 2h, 1d")
     dlq.add_argument("--newer-than", type=duration, help="e.g. 30m, 2h, 1d")
     dlq.add_argument("--limit", type=int, help="at most this many (list, export)")
@@ -80,28 +83,29 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     producer = _producer()
     if args.event_id:
-        record = producer.status(args.event_id)
+        record = producer.status(args.event_id, args.tenant)
         if record is None:
             error(f"no event {args.event_id!r} (unknown, or its record expired)")
             return exitcodes.NOT_FOUND
         emit(record, args.json)
         return exitcodes.OK
-    view = overview(producer.redis)
+    view = overview(producer.redis, producer.keys)
     emit(view, args.json, one_line(view))
     return exitcodes.OK
 
 
 def cmd_dlq(args: argparse.Namespace) -> int:
+    from relay import keys
     from relay.deadletters import DeadLetters, Filter
 
     producer = _producer()
-    store = DeadLetters(producer.redis)
-    flt = Filter(code=args.code, tenant=args.tenant, signal=args.signal,
-                 older_than=args.older_than, newer_than=args.newer_than)
-    filtered = any(v is not None for v in (args.code, args.tenant, args.signal,
-                                           args.older_than, args.newer_than))
+    store = DeadLetters(producer.redis, producer.keys)
+    flt = Filter(code=args.code, tenant=args.tenant, signal=args.signal, location=args.location,
+                 interaction_type=args.interaction_type, older_than=args.older_than,
+                 newer_than=args.newer_than)
+    tenant = args.tenant or "default"  # of the EVENT_IDs named
     if args.action == "show":
-        found = [e for e in (store.get(i) for i in args.ids) if e is not None]
+        found = [e for e in (store.get(tenant, i) for i in args.ids) if e is not None]
         if len(found) < len(args.ids) or not args.ids:
             error("no such dead letter" if args.ids else "dlq show needs an EVENT_ID")
             return exitcodes.NOT_FOUND if args.ids else exitcodes.USAGE
@@ -109,22 +113,24 @@ def cmd_dlq(args: argparse.Namespace) -> int:
         return exitcodes.OK
     if args.action in ("list", "export"):
         return _listing(store, flt, args)
-    ids = args.ids or ([e["event"]["event_id"] for e in store.entries(flt)]
-                       if filtered or args.all else [])
-    if not ids:
+    if args.ids:
+        members = [keys.member(tenant, i) for i in args.ids]
+    elif not flt.empty or args.all:
+        members = store.members(flt)
+    else:
         error(f"dlq {args.action}: name EVENT_IDs, a filter (--code, --tenant ...) or --all")
         return exitcodes.USAGE
     if args.action == "replay":
-        done = store.replay(ids, producer.send)
+        done = [keys.split(m)[1] for m in store.replay(members)]
         emit({"replayed": done}, args.json, f"replayed {len(done)} event(s)")
-        return exitcodes.OK if done else exitcodes.NOT_FOUND
+        return exitcodes.OK if done or not args.ids else exitcodes.NOT_FOUND
     if not args.yes:
         if not sys.stdin.isatty():
-            error(f"refusing to purge {len(ids)} dead letter(s) without --yes")
+            error(f"refusing to purge {len(members)} dead letter(s) without --yes")
             return exitcodes.USAGE
-        if input(f"purge {len(ids)} dead letter(s) for good? [y/N] ").strip().lower() != "y":
+        if input(f"purge {len(members)} dead letter(s) for good? [y/N] ").strip().lower() != "y":
             return exitcodes.FAILURE
-    removed = store.remove(ids)
+    removed = store.purge(members)
     emit({"purged": removed}, args.json, f"purged {removed} dead letter(s)")
     return exitcodes.OK
 
@@ -145,8 +151,9 @@ def _listing(store: Any, flt: Any, args: argparse.Namespace) -> int:
             print(f"exported {count} dead letter(s) to {args.output}", file=sys.stderr)
         return exitcodes.OK
     rows = list(entries)
-    lines = [f"{e['event']['event_id']}  code={e['code']}  signal={e['signal']}  "
-             f"tenant={e['tenant']}  attempts={e['attempts']}  {e['reason']}" for e in rows]
+    lines = [f"{e['event_id']}  tenant={e['tenant']}  code={e['dead_letter']['code']}  "
+             f"signal={e['dead_letter']['signal']}  attempts={e['dead_letter']['attempts']}  "
+             f"{e['dead_letter']['dead_at']}  {e['dead_letter']['reason']}" for e in rows]
     emit(rows, args.json, "\n".join(lines) or "no dead letters")
     return exitcodes.OK
 
@@ -206,6 +213,22 @@ def check(args: argparse.Namespace) -> int:
 
 
 def worker(argv: list[str]) -> int:
+    """``relay worker [--processes N] [celery worker options]``."""
+    from worker.processes import default_processes, supervise
+
+    processes, rest = default_processes(), []
+    args = iter(argv)
+    for arg in args:
+        if arg == "--processes" or arg.startswith("--processes="):
+            value = arg.partition("=")[2] if "=" in arg else next(args, "")
+            if not value.isdigit() or int(value) < 1:
+                error(f"--processes needs a whole number of at least 1, not {value!r}")
+                return exitcodes.USAGE
+            processes = int(value)
+        else:
+            rest.append(arg)
+    if processes > 1:
+        return supervise(processes, rest)
     from worker.app import start_worker
 
-    return start_worker(argv)
+    return start_worker(rest)

@@ -21,7 +21,7 @@ from typing import Any
 import redis
 
 from relay.overview import one_line, overview
-from relay.settings import DEV_ENV_FILE
+from relay.settings import DEV_ENV_FILE, StoreSettings
 
 SANDBOX_TOKEN = "sandbox-token"  # noqa: S105 - the emulator's published test token
 DEV_API_KEY = "dev-key"  # only when RELAY_API_KEYS is unset, on a developer's machine
@@ -116,7 +116,7 @@ def run_dev(with_api: bool = True) -> int:
         stack.sandbox()
         DEV_ENV_FILE.parent.mkdir(exist_ok=True)
         DEV_ENV_FILE.write_text(f"RELAY_REDIS_URL={url}\n")
-        stack.spawn("worker", "worker")
+        stack.spawn("worker", "worker", "--processes", "1")
         if with_api:
             stack.api()
         print(f"logs:    {logs}/ ; send from another terminal with:\n"
@@ -140,6 +140,7 @@ def _interrupt(*_: Any) -> None:
 
 def _live(url: str, children: list[tuple[str, subprocess.Popen[bytes]]]) -> None:
     client = redis.Redis.from_url(url)
+    keys = StoreSettings.from_env().keys
     tty = sys.stdout.isatty()
     last = ""
     while True:
@@ -147,7 +148,7 @@ def _live(url: str, children: list[tuple[str, subprocess.Popen[bytes]]]) -> None
             if proc.poll() is not None:
                 raise RuntimeError(f"{name} exited with code {proc.returncode}; "
                                    f"see .relay-data/logs/{name}.log")
-        line = one_line(overview(client))
+        line = one_line(overview(client, keys))
         if tty:
             print("\r\033[K" + line, end="", flush=True)
         elif line != last:

@@ -15,6 +15,7 @@ import pytest
 import redis
 
 from producers import Producer
+from relay.keys import Keys
 from tests.helpers import (
     Sandbox,
     Worker,
@@ -28,6 +29,7 @@ from tests.helpers import (
 from tests.integration.pipeline import FAST
 
 _PasswordValkey: Any = None
+KEYS = Keys()
 REDIS_PASSWORD = "pw-CANARY-redis-4411"  # a canary the secrets test looks for
 RESULTS = Path(__file__).resolve().parents[2] / ".relay-data" / "chaos-results.jsonl"
 
@@ -97,18 +99,19 @@ class Stack:
     def producer(self) -> Producer:
         return Producer(self.valkey.url)
 
-    def states(self, ids: list[str]) -> dict[str, str]:
+    def states(self, ids: list[str], tenant: str = "default") -> dict[str, str]:
         client = self.redis
         pipe = client.pipeline(transaction=False)
         for i in ids:
-            pipe.hget(f"relay:event:{i}", "state")
+            pipe.hget(KEYS.record(tenant, i), "s")
         return {i: (s or b"").decode() for i, s in zip(ids, pipe.execute(), strict=True)}
 
-    def wait_terminal(self, ids: list[str], timeout: float = 60) -> dict[str, str]:
+    def wait_terminal(self, ids: list[str], timeout: float = 60, tenant: str = "default"
+                      ) -> dict[str, str]:
         done = ("delivered", "rejected", "dead_letter")
 
         def check() -> dict[str, str] | None:
-            states = self.states(ids)
+            states = self.states(ids, tenant)
             return states if all(s in done for s in states.values()) else None
 
         result: dict[str, str] = wait_until(check, timeout, 0.2, "every event terminal")

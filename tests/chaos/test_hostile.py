@@ -17,8 +17,9 @@ from hypothesis import strategies as st
 from producers.bulk import import_file
 from relay.errors import ValidationError
 from relay.events import FIELDS, Interaction
+from relay.keys import Keys, split
 from tests.chaos.conftest import RestartableValkey
-from tests.helpers import free_port, port_open, start, stop, wait_until
+from tests.helpers import free_port, members, port_open, start, stop, wait_until
 from worker.secret import Secret
 from worker.soap import build_request
 
@@ -124,7 +125,11 @@ def test_queue_holds_only_valid_events(api: str, valkey: RestartableValkey) -> N
                       timeout=30, headers={"Authorization": "Bearer fuzz-key",
                                            "Content-Type": "application/json"})
     assert r.status_code == 202
-    queued = client.lrange("relay:inbox", 0, -1)
+    keys = Keys()
+    queued = members(client, keys.due)
     assert len(queued) == r.json()["accepted"] >= 1
-    for raw in queued:
-        assert_valid_on_the_wire(Interaction.from_message(json.loads(raw)))
+    for member in queued:
+        tenant, event_id = split(member)
+        payload = client.hget(keys.record(tenant, event_id), "m")
+        assert payload is not None
+        assert_valid_on_the_wire(Interaction.from_payload(tenant, event_id, payload))

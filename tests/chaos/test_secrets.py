@@ -61,10 +61,11 @@ def test_no_secret_anywhere(stack: Stack) -> None:
         stack.wait_terminal(good + dead)
         time.sleep(1.5)  # acme's circuit opens on code 100 and probes fail a few times
         stack.sandbox.seed(add={"tokens": [TENANT_TOKEN]})
-        stack.wait_terminal(held, timeout=60)
+        stack.wait_terminal(held, timeout=60, tenant="acme")
         wait_until(lambda: len(sentry.events()) >= 6, 15, message="sentry events")
         outputs = [relay(stack, "dlq", "export"), relay(stack, "dlq", "list", "--json"),
-                   relay(stack, "status", "--json"), relay(stack, "status", held[0], "--json"),
+                   relay(stack, "status", "--json"),
+                   relay(stack, "status", held[0], "--tenant", "acme", "--json"),
                    relay(stack, "check", "--json"), relay(stack, "check")]
         haystacks = {"worker log": worker.output(), "sentry": "\n".join(sentry.payloads),
                      "redis": redis_dump(stack), "cli": "\n".join(outputs)}

@@ -28,7 +28,7 @@ from tests.helpers import (
 FAST = {
     "RELAY_BACKOFF_BASE": "0.2", "RELAY_BACKOFF_CAP": "1", "RELAY_MAX_ATTEMPTS": "4",
     "RELAY_BREAKER_THRESHOLD": "5", "RELAY_BREAKER_COOLDOWN": "0.5",
-    "RELAY_BREAKER_MAX_COOLDOWN": "1", "RELAY_SCHEDULER_INTERVAL": "0.05",
+    "RELAY_BREAKER_MAX_COOLDOWN": "1", "RELAY_LEASE": "5", "RELAY_HEARTBEAT": "0.5",
     "RELAY_CONNECT_TIMEOUT": "1", "RELAY_READ_TIMEOUT": "2", "RELAY_TOTAL_TIMEOUT": "3",
 }
 TERMINAL = ("delivered", "rejected", "dead_letter")
@@ -47,8 +47,8 @@ class Pipeline:
         base = {"account_id": "123456", "location": "STORE-001", "interaction_type": "VISIT"}
         return self.producer.record(**{**base, **fields})
 
-    def state(self, event_id: str) -> str | None:
-        record = self.producer.status(event_id)
+    def state(self, event_id: str, tenant: str = "default") -> str | None:
+        record = self.producer.status(event_id, tenant)
         return None if record is None else str(record["state"])
 
     def wait_states(self, event_ids: list[str], states: tuple[str, ...] = TERMINAL,

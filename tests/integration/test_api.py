@@ -80,7 +80,7 @@ def test_accepted_event_has_a_status_url(api: Api) -> None:
     assert body == {"event_id": "api-1", "status": "accepted",
                     "status_url": "/v1/interactions/api-1"}
     status = api.get(body["status_url"]).json()
-    assert status["state"] == "queued" and status["history"] == []
+    assert status["state"] == "waiting" and status["history"] == []
     again = api.post("/v1/interactions", json={**GOOD, "event_id": "api-1"})
     assert again.status_code == 202 and again.json()["status"] == "duplicate"
     assert api.get("/v1/interactions/nope").status_code == 404

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from relay.keys import Keys
 from tests.helpers import ROOT
 
 
@@ -54,7 +55,7 @@ def test_import_reports_bad_lines_and_is_idempotent(tmp_path: Path, redis_url: s
                 if line.startswith("line ")}
     assert reported == bad
     assert "account_id: is required" in err
-    assert redis.Redis.from_url(redis_url).llen("relay:inbox") == 3000 - len(bad)
+    assert redis.Redis.from_url(redis_url).zcard(Keys().due) == 3000 - len(bad)
     code, summary, _, _ = run_import(path, redis_url)
     assert (summary["enqueued"], summary["duplicates"]) == (0, 3000 - len(bad))
 

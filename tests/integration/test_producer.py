@@ -10,6 +10,7 @@ import pytest
 import redis
 
 from producers import EnqueueError, Producer, ValidationError
+from relay.keys import Keys
 from tests.helpers import free_port
 
 
@@ -19,34 +20,63 @@ def producer(redis_url: str) -> Producer:
     return Producer(redis_url)
 
 
-def test_record_returns_id_and_queues_one_json_message(producer: Producer) -> None:
+KEYS = Keys()
+
+
+def test_record_returns_id_and_queues_one_json_record(producer: Producer) -> None:
     event_id = producer.record(account_id="123456", location="STORE-001",
                                interaction_type="VISIT", note="hello")
-    assert producer.status(event_id)["state"] == "queued"  # type: ignore[index]
-    raw = producer.redis.lrange("relay:inbox", 0, -1)
-    assert len(raw) == 1
-    assert json.loads(raw[0]) == {"account_id": "123456", "location": "STORE-001",
-                                  "interaction_type": "VISIT", "note": "hello",
-                                  "tenant": "default", "event_id": event_id}
+    record = producer.status(event_id)
+    assert record is not None and record["state"] == "waiting"
+    assert record["event"] == {"account_id": "123456", "location": "STORE-001",
+                               "interaction_type": "VISIT", "note": "hello"}
+    assert producer.redis.zrange(KEYS.due, 0, -1) == [f"default/{event_id}".encode()]
+    raw = producer.redis.hget(KEYS.record("default", event_id), "m")
+    assert raw is not None and json.loads(raw) == ["123456", "STORE-001", "VISIT", "hello"]
 
 
 def test_duplicate_event_id_enqueues_once(producer: Producer) -> None:
     for _ in range(3):
         producer.record(account_id="1234567", location="STORE-001", interaction_type="VISIT",
                         event_id="dup-1")
-    assert producer.redis.llen("relay:inbox") == 1
+    assert producer.redis.zcard(KEYS.due) == 1
 
 
 def test_invalid_input_enqueues_nothing(producer: Producer) -> None:
     with pytest.raises(ValidationError, match="account_id: must be at most 60"):
         producer.record(account_id="1" * 61, location="STORE-001", interaction_type="VISIT")
-    assert producer.redis.llen("relay:inbox") == 0
+    assert producer.redis.zcard(KEYS.due) == 0
+
+
+def test_every_redis_refusal_is_an_enqueue_error(tmp_path: Path) -> None:
+    """Out of memory (and, the same way, READONLY after a failover) is an EnqueueError, and
+    with a spool the event is journalled instead of lost."""
+    from relay.embedded import start_embedded
+
+    server = start_embedded(tmp_path / "valkey")
+    url = f"{server.connection_url}/0"
+    try:
+        client = redis.Redis.from_url(url)
+        client.config_set("maxmemory", "1")
+        producer = Producer(url)
+        with pytest.raises(EnqueueError, match="OutOfMemoryError"):
+            producer.record(account_id="123456", location="STORE-001", interaction_type="VISIT")
+        spooled = Producer(url, spool_dir=tmp_path / "spool")
+        event_id = spooled.record(account_id="123456", location="STORE-001",
+                                  interaction_type="VISIT")
+        assert len(spooled.spool) == 1  # type: ignore[arg-type]
+        client.config_set("maxmemory", "0")
+        assert spooled.flush_spool() == 1
+        record = spooled.status(event_id)
+        assert record is not None and record["state"] == "waiting"
+    finally:
+        server.stop()
 
 
 def test_unreachable_redis_fails_fast_with_a_clear_error() -> None:
     producer = Producer(f"redis://:hunter2@127.0.0.1:{free_port()}/0")
     started = time.monotonic()
-    with pytest.raises(EnqueueError, match="unreachable") as info:
+    with pytest.raises(EnqueueError, match="did not take the event: ConnectionError") as info:
         producer.record(account_id="123456", location="STORE-001", interaction_type="VISIT")
     assert time.monotonic() - started < 5
     assert "hunter2" not in str(info.value)
@@ -64,8 +94,8 @@ def test_spool_journals_while_redis_is_down_and_drains_after(redis_url: str,
     back = Producer(redis_url, spool_dir=tmp_path)
     assert back.flush_spool() == 5
     assert len(back.spool) == 0  # type: ignore[arg-type]
-    assert back.redis.llen("relay:inbox") == 5
-    assert [back.status(i)["state"] for i in ids] == ["queued"] * 5  # type: ignore[index]
+    assert back.redis.zcard(KEYS.due) == 5
+    assert [back.status(i)["state"] for i in ids] == ["waiting"] * 5  # type: ignore[index]
     assert back.flush_spool() == 0
     # drained lines sent twice (a crash mid-drain) are still enqueued once
     for i in ids[:2]:
@@ -73,4 +103,4 @@ def test_spool_journals_while_redis_is_down_and_drains_after(redis_url: str,
                            "interaction_type": "VISIT", "note": "", "tenant": "default",
                            "event_id": i})
     back.flush_spool()
-    assert back.redis.llen("relay:inbox") == 5
+    assert back.redis.zcard(KEYS.due) == 5

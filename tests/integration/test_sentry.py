@@ -92,7 +92,9 @@ def test_dead_letters_and_one_circuit_alert_reach_sentry_scrubbed(
     dead = [reporting.send(location="STORE-404", note=f"d{i}") for i in range(3)]
     held = [reporting.send(tenant="leaky", note=f"l{i}") for i in range(5)]
     reporting.wait_states(dead)
-    reporting.wait_states(held, ("waiting", "in_flight"))
+    wait_until(lambda: {reporting.state(e, "leaky") for e in held} <= {"parked", "waiting",
+                                                                       "held"}
+               and reporting.counters().get("circuit_opened:leaky") == 1, 20, 0.05, "parked")
     time.sleep(2)  # several half-open probes fail meanwhile: still one alert
 
     def messages() -> list[str]:

@@ -91,3 +91,39 @@ def test_tenants_inherit_the_default_endpoint() -> None:
     assert settings.endpoint("acme").url == "http://x/Services/Interaction.asmx"
     with pytest.raises(ConfigError, match="unknown tenant 'zed'"):
         settings.endpoint("zed")
+
+
+@pytest.mark.parametrize(("error", "reached"), [
+    (ConnectFailed("x"), False), (HttpStatusError(502), False), (HttpStatusError(503), False),
+    (HttpStatusError(429), False), (HttpStatusError(504), True), (RequestTimeout("x"), True),
+    (ConnectionLost("x"), True), (ServerFault("soap:Server", "x"), True),
+    (ClientFault("soap:Client", "x"), True), (Reply(1, -1), True), (Reply(0, 5), True),
+])
+def test_only_calls_that_certainly_did_not_reach_the_service_are_unsent(
+        error: Exception | Reply, reached: bool) -> None:
+    assert Policy().classify(error).reached is reached  # type: ignore[arg-type]
+
+
+def test_unknown_codes_share_one_signal_but_keep_their_code() -> None:
+    verdict = Policy().classify(Reply(4242, -1))
+    assert verdict.signal == "code:other" and verdict.code == 4242
+    assert verdict.outcome is Outcome.DEAD_LETTER
+    overridden = Policy.with_overrides({"4242": "retry"}).classify(Reply(4242, -1))
+    assert overridden.signal == "code:4242" and overridden.outcome is Outcome.RETRY
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"RELAY_LEASE": "4", "RELAY_HEARTBEAT": "2"}, "three RELAY_HEARTBEAT"),
+    ({"RELAY_LEASE": "4", "RELAY_HEARTBEAT": "1", "RELAY_REDIS_TIMEOUT": "3"}, "Redis timeout"),
+    ({"RELAY_SCOPE": "a b"}, "RELAY_SCOPE"),
+    ({"RELAY_RETENTION": "5"}, "RELAY_RETENTION"),
+])
+def test_settings_that_could_let_a_lease_lapse_are_refused(env: dict[str, str],
+                                                           message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Settings.from_env(env)
+
+
+def test_default_leases_bring_a_dead_workers_events_back_within_15_s() -> None:
+    leases = Settings.from_env({}).leases
+    assert leases.lease + 1.0 <= 15  # reaped on the next chore pass (every second)

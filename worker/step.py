@@ -1,0 +1,111 @@
+"""The batch consumer as a Celery bootstep.
+
+Celery owns the process: start-up and shutdown, signals, remote control (``celery inspect``),
+worker heartbeats that Flower and ``inspect ping`` see. Events do not travel as Celery task
+messages (design.md section 2): this step runs the consumer's event loop in a thread of the
+worker process, started before Celery's own consumer and stopped after it, so a warm shutdown
+(SIGTERM) lets the calls in hand finish and be recorded first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from typing import Any
+
+from celery import bootsteps
+from redis.asyncio import Redis
+
+from relay.events import Interaction
+from worker.client import Endpoint, SoapClient
+from worker.consumer import Consumer, figures_of
+from worker.errors import RequestTimeout
+from worker.moves import Moves
+from worker.settings import Settings
+from worker.soap import Reply
+from worker.transport import AiohttpTransport
+
+log = logging.getLogger("relay.worker")
+_current: ConsumerThread | None = None
+
+
+def figures() -> dict[str, Any]:
+    """This process's consumer figures (for the ``relay_figures`` inspect command)."""
+    return figures_of(_current.consumer if _current else None)
+
+
+class ConsumerThread(threading.Thread):
+    """One event loop: Redis (redis.asyncio), the aiohttp session and every call."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(name="relay-consumer", daemon=True)
+        self.settings = settings
+        self.consumer: Consumer | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.ready = threading.Event()
+
+    def run(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except Exception:
+            log.exception("the relay consumer stopped on an error")
+        finally:
+            self.ready.set()
+
+    async def _main(self) -> None:
+        s = self.settings
+        client = Redis.from_url(s.redis_url, socket_connect_timeout=s.leases.redis_timeout,
+                                socket_timeout=s.leases.redis_timeout, health_check_interval=30)
+        transport = AiohttpTransport(s.transport)
+        soap = SoapClient(transport)
+        guard = s.transport.total_timeout + 5
+
+        async def call(event: Interaction, endpoint: Endpoint) -> Reply:
+            try:
+                async with asyncio.timeout(guard):  # past the transport's own total timeout
+                    return await soap.record_interaction(event, endpoint)
+            except TimeoutError:
+                raise RequestTimeout("no reply in time (worker-side guard)") from None
+
+        self.consumer = Consumer(s, Moves(client, s), call)
+        self.loop = asyncio.get_running_loop()
+        self.ready.set()
+        try:
+            await self.consumer.run()
+        finally:
+            await transport.close()
+            await client.aclose()
+
+    def stop(self, drain: float | None = None) -> None:
+        """Stop claiming, drain (``drain`` seconds, default the settings'), wait for the end."""
+        consumer, loop = self.consumer, self.loop
+        if consumer is not None and loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(consumer.stop, drain)
+        self.join((self.settings.drain if drain is None else drain) + 15)
+
+
+class ConsumerStep(bootsteps.StartStopStep):
+    """Runs the relay consumer inside the Celery worker blueprint."""
+
+    label = "relay consumer"
+
+    def __init__(self, parent: Any, **kwargs: Any) -> None:
+        super().__init__(parent, **kwargs)
+        self.thread: ConsumerThread | None = None
+
+    def start(self, parent: Any) -> None:
+        global _current  # noqa: PLW0603 - one consumer per worker process
+        from worker.app import settings
+
+        self.thread = _current = ConsumerThread(settings)
+        self.thread.start()
+        self.thread.ready.wait(30)
+
+    def stop(self, parent: Any) -> None:
+        if self.thread is not None:
+            self.thread.stop()
+
+    def terminate(self, parent: Any) -> None:
+        if self.thread is not None:
+            self.thread.stop(drain=0.0)
