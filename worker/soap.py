@@ -1,14 +1,19 @@
-"""SOAP codec for RecordInteraction (ASP.NET .asmx, document/literal), built on xmltodict.
+"""SOAP codec for RecordInteraction (ASP.NET .asmx, document/literal).
 
-Requests always carry every element: the platform answers code 2 when one is missing, so an
-absent note goes out as an empty ``<InteractionNote>``. Replies are read whatever prefixes the
-server chose; a DTD is refused before parsing so no entity is ever expanded.
+Requests come from a template compiled once per (namespace, action, version): only the five
+values are escaped and spliced in per call, because building a tree and serialising it with
+xmltodict cost a third of the client's CPU. Requests always carry every element: the platform
+answers code 2 when one is missing, so an absent note goes out as an empty
+``<InteractionNote>``. Replies are parsed with xmltodict, whatever prefixes the server chose;
+a DTD is refused before parsing so no entity is ever expanded.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
+from types import MappingProxyType
 from typing import Any
 from xml.parsers.expat import ExpatError
 
@@ -23,6 +28,8 @@ SOAP12_NS = "http://www.w3.org/2003/05/soap-envelope"
 DEFAULT_NAMESPACE = "https://app.smartbutton.com/Services/"
 METHOD = "RecordInteraction"
 VERSIONS = ("1.1", "1.2")
+_XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
+_XSD_NS = "http://www.w3.org/2001/XMLSchema"
 
 _CLIENT_CODES = frozenset({"Client", "Sender", "VersionMismatch", "MustUnderstand"})
 _EXCERPT = 200
@@ -54,32 +61,65 @@ def default_action(namespace: str) -> str:
 
 def build_request(event: Interaction, token: Secret, *, namespace: str = DEFAULT_NAMESPACE,
                   action: str | None = None, version: str = "1.1") -> SoapRequest:
+    """The RecordInteraction request for one event, from the endpoint's cached template."""
+    return request_template(namespace, action, version).render(event, token)
+
+
+@dataclass(frozen=True, slots=True)
+class RequestTemplate:
+    """One endpoint's request, precompiled: the XML around the five values, and the headers.
+
+    Holds no token, so it can be cached and shared; :meth:`render` makes each request.
+    """
+
+    pieces: tuple[str, str, str, str, str, str]  # XML before, between and after the values
+    headers: Mapping[str, str]
+
+    def render(self, event: Interaction, token: Secret) -> SoapRequest:
+        p = self.pieces
+        xml = "".join((p[0], _escape_text(token.reveal()), p[1], _escape_text(event.account_id),
+                       p[2], _escape_text(event.location), p[3],
+                       _escape_text(event.interaction_type), p[4], _escape_text(event.note), p[5]))
+        return SoapRequest(xml.encode("utf-8"), self.headers)
+
+
+@lru_cache(maxsize=64)  # a handful of endpoints per worker; bounded all the same
+def request_template(namespace: str, action: str | None, version: str) -> RequestTemplate:
+    """The template for one (namespace, action, version); ``action`` None means the default."""
     if version not in VERSIONS:
         raise ValueError(f"SOAP version must be one of {VERSIONS}, not {version!r}")
     action = action or default_action(namespace)
-    fields = {
-        "SecurityToken": token.reveal(),
-        "AccountId": event.account_id,
-        "LocationExternalReference": event.location,
-        "InteractionTypeExternalReference": event.interaction_type,
-        "InteractionNote": event.note,
-    }
-    envelope = {
-        "soap:Envelope": {
-            "@xmlns:xsi": "http://www.w3.org/2001/XMLSchema-instance",
-            "@xmlns:xsd": "http://www.w3.org/2001/XMLSchema",
-            "@xmlns:soap": SOAP11_NS if version == "1.1" else SOAP12_NS,
-            "soap:Body": {METHOD: {"@xmlns": namespace, "preqRecordInteraction": fields}},
-        }
-    }
-    xml: str = xmltodict.unparse(envelope, encoding="utf-8")
-    # XML parsers turn a raw CR into LF; a character reference keeps it through the round trip.
-    body = xml.replace("\r", "&#13;").encode("utf-8")
+    envelope_ns = SOAP11_NS if version == "1.1" else SOAP12_NS
+    # The text around the five values, in the order render() fills them in.
+    pieces = ('<?xml version="1.0" encoding="utf-8"?>\n'
+              f'<soap:Envelope xmlns:xsi="{_XSI_NS}" xmlns:xsd="{_XSD_NS}" '
+              f'xmlns:soap="{envelope_ns}"><soap:Body>'
+              f'<{METHOD} xmlns="{_escape_attribute(namespace)}"><preqRecordInteraction>'
+              "<SecurityToken>",
+              "</SecurityToken><AccountId>",
+              "</AccountId><LocationExternalReference>",
+              "</LocationExternalReference><InteractionTypeExternalReference>",
+              "</InteractionTypeExternalReference><InteractionNote>",
+              f"</InteractionNote></preqRecordInteraction></{METHOD}></soap:Body></soap:Envelope>")
     if version == "1.1":
         headers = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": f'"{action}"'}
     else:
         headers = {"Content-Type": f'application/soap+xml; charset=utf-8; action="{action}"'}
-    return SoapRequest(body, headers)
+    return RequestTemplate(pieces, MappingProxyType(headers))
+
+
+def _escape_text(value: str) -> str:
+    # "&" first, so the entities added after it are not escaped again. A raw CR would reach the
+    # server as LF (XML end-of-line handling); a character reference keeps it.
+    return (value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            .replace("\r", "&#13;"))
+
+
+def _escape_attribute(value: str) -> str:
+    # Inside a "-quoted attribute: the quote too, and tab/LF/CR as references, since attribute
+    # value normalisation would turn raw ones into spaces.
+    return (_escape_text(value).replace('"', "&quot;").replace("\t", "&#9;")
+            .replace("\n", "&#10;"))
 
 
 def parse_reply(body: bytes) -> Reply:
