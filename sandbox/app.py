@@ -1,8 +1,9 @@
 """The sandbox server: an emulated ``Services/Interaction.asmx`` plus a control API.
 
-Control endpoints (JSON) live under ``/_sandbox/``: ``config`` (GET/POST latency and faults),
-``seed`` (GET/POST add/remove reference data), ``calls`` (the record of accepted calls, with a
-duplicate count and the most requests served at once), ``reset``.
+Control endpoints (JSON) live under ``/_sandbox/``: ``config`` (GET/POST latency, faults, the
+namespace and ``next_id``, where InteractionIds continue), ``seed`` (GET/POST add/remove reference
+data), ``calls`` (the record of accepted calls, with a duplicate count and the most requests served
+at once), ``reset`` (seed, faults, namespace and record; ids keep increasing so none repeats).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from sandbox.seed import Seed
 
 PATH = "/Services/Interaction.asmx"
 DEFAULT_NAMESPACE = "https://app.smartbutton.com/Services/"
+_MAX_ID = 2**63 - 1  # InteractionId is s:long
 _HTML = ("<html><head><title>{status} {title}</title></head><body><center><h1>{status} {title}"
          "</h1></center><hr><center>nginx</center></body></html>")
 
@@ -38,6 +40,14 @@ class SandboxState:
     rng: random.Random = field(default_factory=random.Random)
     in_flight: int = 0  # requests being served now, and the most at once since the reset
     peak_in_flight: int = 0
+
+    def set_next_id(self, value: Any) -> None:
+        """Where InteractionIds continue: the platform's are .NET longs, so a test can start
+        above 2^31 to prove a client does not read them as 32-bit ints."""
+        next_id = int(value)
+        if not 1 <= next_id <= _MAX_ID:
+            raise ValueError(f"next_id must be within 1..{_MAX_ID}")
+        self.next_id = next_id
 
     @property
     def action(self) -> str:
@@ -201,7 +211,8 @@ def _soap(version: str, body: bytes, status: int = 200) -> web.Response:
 
 async def get_config(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    return web.json_response({"namespace": state.namespace, **state.faults.as_dict()})
+    return web.json_response({"namespace": state.namespace, "next_id": state.next_id,
+                              **state.faults.as_dict()})
 
 
 async def set_config(request: web.Request) -> web.Response:
@@ -210,6 +221,8 @@ async def set_config(request: web.Request) -> web.Response:
         change = await request.json()
         if "namespace" in change:
             state.namespace = str(change.pop("namespace"))
+        if "next_id" in change:
+            state.set_next_id(change.pop("next_id"))
         state.faults.update(change)
     except (ValueError, TypeError, AttributeError) as exc:
         return web.json_response({"error": str(exc)}, status=400)

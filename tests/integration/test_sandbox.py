@@ -1,6 +1,12 @@
-"""The sandbox over real HTTP, driven through our client, and the transport's error mapping."""
+"""The sandbox over real HTTP, driven through our client, and the transport's error mapping.
+
+Raw requests check the sandbox against a real .asmx runtime (design.md section 11) where our
+client would never send such a request; ``call`` drives it through the worker's client.
+"""
 
 import time
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping
 
 import pytest
 import requests
@@ -19,6 +25,47 @@ from worker.errors import (
 from worker.transport import TransportSettings
 
 QUICK = TransportSettings(connect_timeout=1, read_timeout=1, total_timeout=2)
+NS = "https://app.smartbutton.com/Services/"
+ACTION = NS + "RecordInteraction"
+SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"
+SOAP12 = "http://www.w3.org/2003/05/soap-envelope"
+VALID = {"SecurityToken": "sandbox-token", "AccountId": "123456",
+         "LocationExternalReference": "STORE-001", "InteractionTypeExternalReference": "VISIT",
+         "InteractionNote": "raw"}
+
+
+def fields(values: Mapping[str, str] = VALID, attrs: str = "") -> str:
+    return "".join(f"<{name}{attrs}>{text}</{name}>" for name, text in values.items())
+
+
+def envelope(children: str | None = None, *, version: str = "1.1", ns: str = NS,
+             request_attrs: str = "") -> bytes:
+    """A RecordInteraction request; ``children`` replaces the valid fields."""
+    soap = SOAP11 if version == "1.1" else SOAP12
+    inner = fields() if children is None else children
+    return (f'<soap:Envelope xmlns:soap="{soap}"><soap:Body><RecordInteraction xmlns="{ns}">'
+            f"<preqRecordInteraction{request_attrs}>{inner}</preqRecordInteraction>"
+            "</RecordInteraction></soap:Body></soap:Envelope>").encode()
+
+
+def post(sandbox: Sandbox, body: bytes, *, version: str = "1.1", action: str | None = ACTION,
+         content_type: str | None = None) -> requests.Response:
+    """POST raw bytes with the headers of ``version`` (or the ``content_type`` given)."""
+    headers = {"Content-Type": content_type or (
+        "text/xml; charset=utf-8" if version == "1.1"
+        else f'application/soap+xml; charset=utf-8; action="{ACTION}"')}
+    if action is not None and version == "1.1":
+        headers["SOAPAction"] = action
+    return requests.post(sandbox.url, data=body, headers=headers, timeout=5)
+
+
+def result(r: requests.Response) -> tuple[int, int]:
+    """ReturnCode and InteractionId of a 200 reply, read with ElementTree."""
+    assert r.status_code == 200, (r.status_code, r.text)
+    res = ET.fromstring(r.content).find(f".//{{{NS}}}RecordInteractionResult")
+    assert res is not None, r.text
+    return int(res.findtext(f"{{{NS}}}ReturnCode", "")), int(
+        res.findtext(f"{{{NS}}}InteractionId", ""))
 
 
 @pytest.mark.parametrize(("fields", "code"), [
@@ -103,6 +150,41 @@ def test_wsdl_is_served(sandbox: Sandbox) -> None:
     assert 'targetNamespace="https://app.smartbutton.com/Services/"' in r.text
     assert 'elementFormDefault="qualified"' in r.text
     assert 'binding name="InteractionSoap12"' in r.text
+
+
+def test_wsdl_declares_the_types_and_actions_of_asmx(sandbox: Sandbox) -> None:
+    wsdl, xs = "http://schemas.xmlsoap.org/wsdl/", "http://www.w3.org/2001/XMLSchema"
+    doc = ET.fromstring(requests.get(sandbox.url + "?WSDL", timeout=5).content)
+    assert doc.get("targetNamespace") == NS
+
+    def elements(type_name: str) -> dict[str, dict[str, str]]:
+        found = doc.find(f".//{{{xs}}}complexType[@name='{type_name}']")
+        assert found is not None, type_name
+        return {e.get("name", ""): dict(e.attrib) for e in found.iter(f"{{{xs}}}element")}
+
+    request = elements("reqRecordInteraction")
+    assert list(request) == list(VALID)
+    assert all(e["type"] == "s:string" and e["minOccurs"] == "0" for e in request.values())
+    response = elements("respRecordInteraction")
+    assert response["ReturnCode"]["type"] == "s:int"
+    assert response["InteractionId"]["type"] == "s:long"
+    actions = {b.get("name"): [op.get("soapAction") for op in b.iter() if op.get("soapAction")]
+               for b in doc.iter(f"{{{wsdl}}}binding")}
+    assert actions == {"InteractionSoap": [ACTION], "InteractionSoap12": [ACTION]}
+
+
+def test_interaction_ids_go_past_2_to_the_31(sandbox: Sandbox) -> None:
+    start = 2**31 + 5
+    sandbox.configure(next_id=start)
+    assert result(post(sandbox, envelope())) == (0, start)
+    reply = call(sandbox.url)  # the worker's codec reads it as the long it is
+    assert reply.return_code == 0 and reply.interaction_id == start + 1
+    assert [c["interaction_id"] for c in sandbox.calls()["calls"]] == [start, start + 1]
+    for bad in (0, -1, 2**63, "many"):
+        r = requests.post(sandbox.base + "/_sandbox/config", json={"next_id": bad}, timeout=5)
+        assert r.status_code == 400, bad
+    sandbox.reset()
+    assert call(sandbox.url).interaction_id == start + 2  # a reset never repeats an id
 
 
 @pytest.mark.parametrize(("fault", "error", "match"), [
