@@ -4,6 +4,9 @@ Control endpoints (JSON) live under ``/_sandbox/``: ``config`` (GET/POST latency
 namespace and ``next_id``, where InteractionIds continue), ``seed`` (GET/POST add/remove reference
 data), ``calls`` (the record of accepted calls, with a duplicate count and the most requests served
 at once), ``reset`` (seed, faults, namespace and record; ids keep increasing so none repeats).
+
+A call is recorded once it is read and accepted, before any latency or late fault: a client that
+timed out on it still finds it counted, as with a real service that commits and answers late.
 """
 
 from __future__ import annotations
@@ -17,15 +20,13 @@ from typing import Any
 
 from aiohttp import web
 
-from sandbox import asmx, wsdl
-from sandbox.faults import FaultConfig
+from sandbox import asmx, inject, wsdl
+from sandbox.faults import AFTER_COMMIT, IN_FRONT, FaultConfig
 from sandbox.seed import Seed
 
 PATH = "/Services/Interaction.asmx"
 DEFAULT_NAMESPACE = "https://app.smartbutton.com/Services/"
 _MAX_ID = 2**63 - 1  # InteractionId is s:long
-_HTML = ("<html><head><title>{status} {title}</title></head><body><center><h1>{status} {title}"
-         "</h1></center><hr><center>nginx</center></body></html>")
 
 
 @dataclass
@@ -53,9 +54,11 @@ class SandboxState:
     def action(self) -> str:
         return self.namespace.rstrip("/") + "/RecordInteraction"
 
-    def accept(self, values: dict[str, str]) -> int:
+    def accept(self, fields: dict[str, str | None]) -> int:
+        """Record an accepted call and return its InteractionId, the one its reply carries."""
         interaction_id = self.next_id
         self.next_id += 1
+        values = {k: v or "" for k, v in fields.items()}
         key = (values["AccountId"], values["LocationExternalReference"],
                values["InteractionTypeExternalReference"], values["InteractionNote"])
         self.keys[key] += 1
@@ -104,20 +107,40 @@ async def soap_endpoint(request: web.Request) -> web.StreamResponse:
 
 
 async def _serve(request: web.Request, state: SandboxState) -> web.StreamResponse:
-    faults = state.faults
     state.requests["total"] += 1
-    delay = faults.delay(state.rng)
-    if delay:
-        await asyncio.sleep(delay)
-    injected = faults.draw(state.rng)
+    injected = _draw(state)
+    if injected in IN_FRONT:
+        await _pause(state)
+        return await inject.in_front(request, injected)
+    answer = await _answer(request, state, injected)
+    # Latency and late faults come after the record, as with a real service that commits and
+    # then answers late: a call the client gave up on is still counted.
+    await _pause(state)
+    if injected in AFTER_COMMIT:
+        return await inject.late(request, injected, state.faults)
+    return answer
+
+
+def _draw(state: SandboxState) -> str | None:
+    """The fault this request suffers, if any, counted; an outage stands for its mode."""
+    injected = state.faults.draw(state.rng)
     if injected is not None:
         state.requests[f"fault:{injected}"] += 1
         if injected == "outage":
-            injected = {"html503": "html503", "reset": "reset", "error": "error"}[
-                faults.outage_mode]
-        response = await _inject(request, injected, faults)
-        if response is not None:
-            return response
+            return state.faults.outage_mode
+    return injected
+
+
+async def _pause(state: SandboxState) -> None:
+    delay = state.faults.delay(state.rng)
+    if delay:
+        await asyncio.sleep(delay)
+
+
+async def _answer(request: web.Request, state: SandboxState, injected: str | None
+                  ) -> web.Response:
+    """Read, validate and decide the call, recording it when accepted (code 0): all a real
+    service does before its reply can be held up."""
     version, action = _version_and_action(request)
     if version is None:
         return web.Response(status=415, text="Unsupported Media Type")
@@ -126,10 +149,13 @@ async def _serve(request: web.Request, state: SandboxState) -> web.StreamRespons
         if action is not None and action != state.action:
             raise asmx.unrecognized_action(action)
         call = asmx.read_request(body, version, state.namespace)
+        if injected == "exception":
+            raise asmx.method_exception("sandbox: injected exception in RecordInteraction.")
     except asmx.AsmxFault as exc:
         state.requests["fault"] += 1
         return _soap(version, asmx.fault(version, exc), status=500)
-    code, interaction_id = _record(state, call, injected == "error")
+    code = _return_code(state, call, injected == "error")
+    interaction_id = state.accept(call.fields) if code == 0 else -1
     state.requests[f"code:{code}"] += 1
     return _soap(version, asmx.reply(version, state.namespace, code, interaction_id))
 
@@ -148,60 +174,21 @@ def _version_and_action(request: web.Request) -> tuple[str | None, str | None]:
     return None, None
 
 
-def _record(state: SandboxState, call: asmx.Call, fail: bool) -> tuple[int, int]:
+def _return_code(state: SandboxState, call: asmx.Call, fail: bool) -> int:
+    """The platform's answer: a forced code, then an injected code 1, then the seed's rules."""
     if state.faults.force_code is not None:
-        code = state.faults.force_code
-    elif fail:
-        code = 1
-    elif any(v is None for v in call.fields.values()):
-        code = 2  # the platform expects every element, optional ones included
-    else:
-        f = {k: v or "" for k, v in call.fields.items()}
-        code = state.seed.return_code(f["SecurityToken"], f["AccountId"],
-                                      f["LocationExternalReference"],
-                                      f["InteractionTypeExternalReference"])
-        if code == 0 and len(f["InteractionNote"]) > 256:
-            code = 5
-        if code == 0:
-            return 0, state.accept(f)
-    return code, -1
-
-
-async def _inject(request: web.Request, fault: str, cfg: FaultConfig) -> web.StreamResponse | None:
-    if fault == "html502":
-        return _html(502, "Bad Gateway")
-    if fault == "html503":
-        return _html(503, "Service Temporarily Unavailable")
-    if fault == "hang":
-        await asyncio.sleep(cfg.hang_s)
-        return _html(504, "Gateway Time-out")
-    if fault == "reset":
-        if request.transport is not None:
-            request.transport.abort()
-        raise asyncio.CancelledError  # nothing more to say on a dead connection
-    if fault == "malformed":
-        return web.Response(body=b'<?xml version="1.0"?><soap:Envelope xmlns:soap="'
-                            + asmx.SOAP11.encode() + b'"><soap:Body><RecordInter',
-                            content_type="text/xml", charset="utf-8")
-    if fault == "huge":
-        return web.Response(body=b"<x>" + b"A" * (8 << 20) + b"</x>", content_type="text/xml")
-    if fault == "bomb":
-        lol = "".join(f'<!ENTITY l{i} "{f"&l{i - 1};" * 10}">' for i in range(1, 10))
-        return web.Response(text=f'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY l0 "lol">{lol}]>'
-                                 "<r>&l9;</r>", content_type="text/xml")
-    if fault == "trickle":
-        response = web.StreamResponse(headers={"Content-Type": "text/xml"})
-        await response.prepare(request)
-        for _ in range(int(cfg.hang_s)):
-            await response.write(b" ")
-            await asyncio.sleep(1)
-        return response
-    return None  # "error" is applied as return code 1 after parsing
-
-
-def _html(status: int, title: str) -> web.Response:
-    return web.Response(status=status, text=_HTML.format(status=status, title=title),
-                        content_type="text/html")
+        return state.faults.force_code
+    if fail:
+        return 1
+    if any(v is None for v in call.fields.values()):
+        return 2  # the platform expects every element, optional ones included
+    f = {k: v or "" for k, v in call.fields.items()}
+    code = state.seed.return_code(f["SecurityToken"], f["AccountId"],
+                                  f["LocationExternalReference"],
+                                  f["InteractionTypeExternalReference"])
+    if code == 0 and len(f["InteractionNote"]) > 256:
+        return 5
+    return code
 
 
 def _soap(version: str, body: bytes, status: int = 200) -> web.Response:

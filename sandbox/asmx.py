@@ -36,6 +36,11 @@ def unrecognized_action(action: str) -> AsmxFault:
                      f"value of HTTP Header SOAPAction: {action}.{_STACK}")
 
 
+def method_exception(message: str) -> AsmxFault:
+    """What .asmx says when the web method itself throws: a soap:Server / soap:Receiver fault."""
+    return AsmxFault(f"Server was unable to process request. ---> {message}", client=False)
+
+
 def read_request(body: bytes, version: str, namespace: str) -> Call:
     if b"<!DOCTYPE" in body:
         raise AsmxFault("Server was unable to read request. ---> There is an error in XML "

@@ -7,11 +7,12 @@ client would never send such a request; ``call`` drives it through the worker's 
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
 
-from tests.helpers import Sandbox, free_port
+from tests.helpers import Sandbox, free_port, wait_until
 from tests.integration.wire import call
 from worker.errors import (
     ClientFault,
@@ -21,7 +22,9 @@ from worker.errors import (
     ReplyError,
     ReplyTooLarge,
     RequestTimeout,
+    ServerFault,
 )
+from worker.policy import Outcome, Policy
 from worker.transport import TransportSettings
 
 QUICK = TransportSettings(connect_timeout=1, read_timeout=1, total_timeout=2)
@@ -187,21 +190,27 @@ def test_interaction_ids_go_past_2_to_the_31(sandbox: Sandbox) -> None:
     assert call(sandbox.url).interaction_id == start + 2  # a reset never repeats an id
 
 
-@pytest.mark.parametrize(("fault", "error", "match"), [
-    ("html502", HttpStatusError, "HTTP 502"),
-    ("hang", RequestTimeout, "no reply"),
-    ("trickle", RequestTimeout, "no reply"),
-    ("reset", ConnectionLost, "lost"),
-    ("malformed", ReplyError, "not well-formed"),
-    ("huge", ReplyTooLarge, "exceeds cap"),
-    ("bomb", ReplyError, "DTD"),
+@pytest.mark.parametrize(("fault", "error", "match", "recorded"), [
+    # in front of the service: the call never arrives
+    ("html502", HttpStatusError, "HTTP 502", 0),
+    ("reset", ConnectionLost, "lost", 0),
+    ("malformed", ReplyError, "not well-formed", 0),
+    ("huge", ReplyTooLarge, "exceeds cap", 0),
+    ("bomb", ReplyError, "DTD", 0),
+    # after the service committed the call: it answers late or never
+    ("hang", RequestTimeout, "no reply", 1),
+    ("trickle", RequestTimeout, "no reply", 1),
+    # inside the method: a fault, not an accepted call
+    ("exception", ServerFault, "unable to process request", 0),
 ])
-def test_fault_injection(sandbox: Sandbox, fault: str, error: type, match: str) -> None:
-    sandbox.configure(rates={fault: 1.0}, hang_s=5)
+def test_fault_injection(sandbox: Sandbox, fault: str, error: type, match: str,
+                         recorded: int) -> None:
+    sandbox.configure(rates={fault: 1.0}, hang_s=3)
     started = time.monotonic()
     with pytest.raises(error, match=match):
         call(sandbox.url, transport=QUICK)
     assert time.monotonic() - started < 3
+    assert sandbox.calls()["count"] == recorded
     sandbox.configure(rates={fault: 0.0})
     assert call(sandbox.url).return_code == 0
 
@@ -214,8 +223,52 @@ def test_error_rate_forced_code_and_outage(sandbox: Sandbox) -> None:
     sandbox.configure(force_code=None, outage_seconds=0.5)
     with pytest.raises(HttpStatusError, match="HTTP 503"):
         call(sandbox.url)
-    time.sleep(0.6)
+    wait_until(lambda: sandbox.configure()["outage_remaining_s"] == 0, 5, message="outage over")
     assert call(sandbox.url).return_code == 0
+
+
+@pytest.mark.parametrize("change", [
+    {"force_code": 6}, {"force_code": 1}, {"force_code": 2}, {"rates": {"error": 1.0}},
+    {"outage_seconds": 60, "outage_mode": "error"},
+])
+def test_a_non_zero_code_records_nothing(sandbox: Sandbox, change: dict[str, object]) -> None:
+    sandbox.configure(**change)
+    reply = call(sandbox.url)
+    assert reply.return_code != 0 and reply.interaction_id == -1
+    assert sandbox.calls()["count"] == 0
+
+
+def test_a_forced_code_0_is_an_accepted_call(sandbox: Sandbox) -> None:
+    sandbox.configure(force_code=0)
+    reply = call(sandbox.url, location="NOWHERE")
+    assert reply.return_code == 0 and reply.interaction_id > 0
+    assert sandbox.calls()["calls"][-1]["interaction_id"] == reply.interaction_id
+
+
+def test_a_call_is_recorded_before_its_late_reply_which_carries_its_id(sandbox: Sandbox) -> None:
+    sandbox.configure(latency_ms=1500)
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(call, sandbox.url, note="late")
+        recorded = wait_until(lambda: sandbox.calls()["calls"], 1.0, message="call recorded")
+        assert not pending.done()  # on the record while its reply is still held up
+        reply = pending.result(timeout=10)
+    assert reply.return_code == 0
+    assert [(c["interaction_id"], c["note"]) for c in recorded] == [(reply.interaction_id,
+                                                                     "late")]
+
+
+@pytest.mark.parametrize("change", [{"latency_ms": 1500}, {"rates": {"hang": 1.0}, "hang_s": 2}])
+def test_a_call_the_client_gave_up_on_is_still_counted(sandbox: Sandbox,
+                                                        change: dict[str, object]) -> None:
+    sandbox.configure(**change)
+    impatient = TransportSettings(connect_timeout=1, read_timeout=0.3, total_timeout=0.5)
+    with pytest.raises(RequestTimeout) as timed_out:
+        call(sandbox.url, note="given up", transport=impatient)
+    # Already counted when the client gives up, long before the late reply would go out.
+    assert [c["note"] for c in sandbox.calls()["calls"]] == ["given up"]
+    verdict = Policy().classify(timed_out.value)
+    assert (verdict.signal, verdict.outcome, verdict.ambiguous) == ("timeout", Outcome.RETRY,
+                                                                   True)
 
 
 def test_latency_with_jitter(sandbox: Sandbox) -> None:
