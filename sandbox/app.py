@@ -141,37 +141,35 @@ async def _answer(request: web.Request, state: SandboxState, injected: str | Non
                   ) -> web.Response:
     """Read, validate and decide the call, recording it when accepted (code 0): all a real
     service does before its reply can be held up."""
-    version, action = _version_and_action(request)
-    if version is None:
-        return web.Response(status=415, text="Unsupported Media Type")
     body = await request.read()
+    version = "1.1"  # the fault shape for a failure before the version is known
     try:
+        version, action = _route(request)
         if action is not None and action != state.action:
             raise asmx.unrecognized_action(action)
-        call = asmx.read_request(body, version, state.namespace)
+        call = asmx.read_request(body, version, state.namespace, request.charset)
         if injected == "exception":
             raise asmx.method_exception("sandbox: injected exception in RecordInteraction.")
+    except asmx.Refusal as exc:
+        state.requests[f"http:{exc.status}"] += 1
+        return web.Response(status=exc.status)  # measured: no body at all
     except asmx.AsmxFault as exc:
         state.requests["fault"] += 1
-        return _soap(version, asmx.fault(version, exc), status=500)
+        return _fault(version, exc)
     code = _return_code(state, call, injected == "error")
     interaction_id = state.accept(call.fields) if code == 0 else -1
     state.requests[f"code:{code}"] += 1
     return _soap(version, asmx.reply(version, state.namespace, code, interaction_id))
 
 
-def _version_and_action(request: web.Request) -> tuple[str | None, str | None]:
-    ctype = request.headers.get("Content-Type", "")
-    if ctype.startswith("text/xml"):
-        action = request.headers.get("SOAPAction")
-        return "1.1", (action or "").strip('"')
-    if ctype.startswith("application/soap+xml"):
-        for part in ctype.split(";")[1:]:
-            name, _, value = part.strip().partition("=")
-            if name.lower() == "action":
-                return "1.2", value.strip('"')
+def _route(request: web.Request) -> tuple[str, str | None]:
+    """The SOAP version from the media type, and the SOAPAction to check. 1.1 may quote the
+    action or not; 1.2's ``action`` parameter is not checked by .asmx, so it yields None."""
+    if request.content_type == "text/xml":
+        return "1.1", request.headers.get("SOAPAction", "").strip().strip('"')
+    if request.content_type == "application/soap+xml":
         return "1.2", None
-    return None, None
+    raise asmx.Refusal(415)
 
 
 def _return_code(state: SandboxState, call: asmx.Call, fail: bool) -> int:
@@ -194,6 +192,13 @@ def _return_code(state: SandboxState, call: asmx.Call, fail: bool) -> int:
 def _soap(version: str, body: bytes, status: int = 200) -> web.Response:
     return web.Response(status=status, body=body, content_type=asmx.content_type(version),
                         charset="utf-8")
+
+
+def _fault(version: str, exc: asmx.AsmxFault) -> web.Response:
+    """HTTP 500 with ``Connection: close``, as .asmx sends every fault."""
+    response = _soap(version, asmx.fault(version, exc), status=500)
+    response.force_close()
+    return response
 
 
 async def get_config(request: web.Request) -> web.Response:

@@ -112,31 +112,137 @@ def test_wrong_soapaction_is_an_http_500_client_fault(sandbox: Sandbox) -> None:
     assert "Server did not recognize the value of HTTP Header SOAPAction: nope." in r.text
     with pytest.raises(ClientFault, match="did not recognize"):
         call(sandbox.url, action="urn:wrong")
-    with pytest.raises(ClientFault, match="did not recognize"):
-        call(sandbox.url, action="urn:wrong", version="1.2")
 
 
-def test_unreadable_body_and_soap12_fault_shape(sandbox: Sandbox) -> None:
-    action = "https://app.smartbutton.com/Services/RecordInteraction"
-    r = requests.post(sandbox.url, data=b"<soap:Envelope", timeout=5, headers={
-        "Content-Type": f'application/soap+xml; charset=utf-8; action="{action}"'})
+@pytest.mark.parametrize(("header", "shown"), [
+    ('"urn:wrong"', "urn:wrong"), ("urn:wrong", "urn:wrong"), ('""', ""), ("", ""), (None, ""),
+    (f'"{NS}Other"', f"{NS}Other"),
+])
+def test_wrong_or_empty_soapaction_names_the_value(sandbox: Sandbox, header: str | None,
+                                                   shown: str) -> None:
+    r = post(sandbox, envelope(), action=header)
     assert r.status_code == 500
-    assert "<soap:Value>soap:Sender</soap:Value>" in r.text
-    assert "There is an error in XML document (1, " in r.text
+    assert "<faultcode>soap:Client</faultcode>" in r.text
+    assert f"Server did not recognize the value of HTTP Header SOAPAction: {shown}." in r.text
+    assert sandbox.calls()["count"] == 0
 
 
-def test_missing_element_is_code_2(sandbox: Sandbox) -> None:
-    body = ('<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body>'
-            '<RecordInteraction xmlns="https://app.smartbutton.com/Services/">'
-            "<preqRecordInteraction><SecurityToken>sandbox-token</SecurityToken>"
-            "<AccountId>123456</AccountId><LocationExternalReference>STORE-001"
-            "</LocationExternalReference><InteractionTypeExternalReference>VISIT"
-            "</InteractionTypeExternalReference></preqRecordInteraction></RecordInteraction>"
-            "</soap:Body></soap:Envelope>")
-    r = requests.post(sandbox.url, data=body, timeout=5, headers={
-        "Content-Type": "text/xml; charset=utf-8",
-        "SOAPAction": '"https://app.smartbutton.com/Services/RecordInteraction"'})
-    assert r.status_code == 200 and "<ReturnCode>2</ReturnCode>" in r.text
+def test_unquoted_soapaction_is_accepted(sandbox: Sandbox) -> None:
+    code, interaction_id = result(post(sandbox, envelope(), action=ACTION))
+    assert code == 0 and interaction_id > 0
+
+
+@pytest.mark.parametrize("content_type", [
+    'application/soap+xml; charset=utf-8; action="urn:wrong"',
+    "application/soap+xml; charset=utf-8",
+    'application/soap+xml; action=""',
+])
+def test_soap12_action_parameter_is_not_checked(sandbox: Sandbox, content_type: str) -> None:
+    code, _ = result(post(sandbox, envelope(version="1.2"), version="1.2",
+                          content_type=content_type))
+    assert code == 0
+    assert call(sandbox.url, action="urn:wrong", version="1.2").return_code == 0
+
+
+@pytest.mark.parametrize("body", [
+    b"", b"   ", b"not xml", b"<soap:Envelope", envelope()[:-10], envelope() + b"<extra/>",
+    envelope(fields({**VALID, "InteractionNote": "a & b"})),
+    envelope(fields({**VALID, "InteractionNote": "&#1;"})),
+])
+@pytest.mark.parametrize("version", ["1.1", "1.2"])
+def test_body_that_is_not_well_formed_is_400_with_no_body(sandbox: Sandbox, body: bytes,
+                                                          version: str) -> None:
+    r = post(sandbox, body, version=version)
+    assert (r.status_code, r.content) == (400, b"")
+    assert sandbox.calls()["count"] == 0
+
+
+@pytest.mark.parametrize(("body", "content_type"), [
+    (envelope(), f'application/soap+xml; charset=utf-8; action="{ACTION}"'),
+    (envelope(), "application/soap+xml"),
+    (envelope(), "text/plain; charset=utf-8"),
+    (envelope(version="1.2"), "text/plain"),
+    (b"hello", "text/plain"),
+    (b"", "text/plain"),
+])
+def test_unsupported_media_is_415_with_no_body(sandbox: Sandbox, body: bytes,
+                                               content_type: str) -> None:
+    r = post(sandbox, body, content_type=content_type)
+    assert (r.status_code, r.content) == (415, b"")
+    assert sandbox.calls()["count"] == 0
+
+
+@pytest.mark.parametrize(("body", "what"), [
+    (envelope(ns="urn:wrong"), "wrong namespace on RecordInteraction"),
+    (envelope(ns=""), "RecordInteraction in no namespace"),
+    (envelope(ns=NS.rstrip("/")), "namespace without its trailing slash"),
+    (envelope(request_attrs=' xmlns=""'), "preqRecordInteraction in no namespace"),
+    (envelope(fields(attrs=' xmlns=""')), "fields in no namespace"),
+    (envelope(fields(attrs=' xmlns="urn:wrong"')), "fields in a wrong namespace"),
+])
+@pytest.mark.parametrize("version", ["1.1", "1.2"])
+def test_unknown_elements_are_dropped_so_fields_are_missing(sandbox: Sandbox, body: bytes,
+                                                            what: str, version: str) -> None:
+    if version == "1.2":
+        body = body.replace(SOAP11.encode(), SOAP12.encode())
+    assert result(post(sandbox, body, version=version)) == (2, -1), what
+    assert sandbox.calls()["count"] == 0
+
+
+@pytest.mark.parametrize("version", ["1.1", "1.2"])
+def test_success_is_one_line_with_soap_prefix(sandbox: Sandbox, version: str) -> None:
+    r = post(sandbox, envelope(version=version), version=version)
+    media = "text/xml" if version == "1.1" else "application/soap+xml"
+    assert r.status_code == 200
+    assert r.headers["Content-Type"] == f"{media}; charset=utf-8"
+    assert b"\n" not in r.content.strip()
+    soap = SOAP11 if version == "1.1" else SOAP12
+    assert f'<soap:Envelope xmlns:soap="{soap}"'.encode() in r.content
+    reply = (f'<soap:Body><RecordInteractionResponse xmlns="{NS}"><RecordInteractionResult>'
+             "<ReturnCode>0</ReturnCode><InteractionId>")
+    assert reply.encode() in r.content
+
+
+def fault_of(r: requests.Response, version: str) -> ET.Element:
+    """The Fault element of a fault reply, after the checks every fault must pass."""
+    assert r.status_code == 500
+    assert r.headers["Connection"].lower() == "close"
+    soap = SOAP11 if version == "1.1" else SOAP12
+    fault = ET.fromstring(r.content).find(f"{{{soap}}}Body/{{{soap}}}Fault")
+    assert fault is not None, r.text
+    return fault
+
+
+def test_soap11_fault_is_unqualified_with_empty_detail(sandbox: Sandbox) -> None:
+    fault = fault_of(post(sandbox, envelope(), action="urn:wrong"), "1.1")
+    assert [child.tag for child in fault] == ["faultcode", "faultstring", "detail"]
+    assert fault.findtext("faultcode") == "soap:Client"
+    detail = fault.find("detail")
+    assert detail is not None and len(detail) == 0 and not (detail.text or "").strip()
+    sandbox.configure(rates={"exception": 1.0})
+    fault = fault_of(post(sandbox, envelope()), "1.1")
+    assert fault.findtext("faultcode") == "soap:Server"
+    assert (fault.findtext("faultstring") or "").startswith(
+        "Server was unable to process request. ---> ")
+
+
+@pytest.mark.parametrize(("trigger", "value"), [
+    ("exception", "soap:Receiver"), ("unknown method element", "soap:Sender"),
+])
+def test_soap12_fault_has_code_value_and_reason_text_in_english(
+        sandbox: Sandbox, trigger: str, value: str) -> None:
+    body = envelope(version="1.2")
+    if trigger == "exception":
+        sandbox.configure(rates={"exception": 1.0})
+    else:
+        body = body.replace(b"RecordInteraction ", b"RecordOther ").replace(
+            b"</RecordInteraction>", b"</RecordOther>")
+    fault = fault_of(post(sandbox, body, version="1.2"), "1.2")
+    assert fault.findtext(f"{{{SOAP12}}}Code/{{{SOAP12}}}Value") == value
+    text = fault.find(f"{{{SOAP12}}}Reason/{{{SOAP12}}}Text")
+    assert text is not None and text.text
+    assert text.get("{http://www.w3.org/XML/1998/namespace}lang") == "en"
+    assert sandbox.calls()["count"] == 0
 
 
 def test_seed_changes_at_runtime(sandbox: Sandbox) -> None:
@@ -188,6 +294,46 @@ def test_interaction_ids_go_past_2_to_the_31(sandbox: Sandbox) -> None:
         assert r.status_code == 400, bad
     sandbox.reset()
     assert call(sandbox.url).interaction_id == start + 2  # a reset never repeats an id
+
+
+def test_omitted_note_is_null_and_empty_note_is_empty(sandbox: Sandbox) -> None:
+    without = {k: v for k, v in VALID.items() if k != "InteractionNote"}
+    assert result(post(sandbox, envelope(fields(without)))) == (2, -1)
+    for empty in ("<InteractionNote />", "<InteractionNote></InteractionNote>"):
+        code, _ = result(post(sandbox, envelope(fields(without) + empty)))
+        assert code == 0
+    assert [c["note"] for c in sandbox.calls()["calls"]] == ["", ""]
+
+
+def test_order_of_children_does_not_matter(sandbox: Sandbox) -> None:
+    reversed_fields = dict(reversed(VALID.items()))
+    code, interaction_id = result(post(sandbox, envelope(fields(reversed_fields))))
+    assert code == 0
+    recorded = sandbox.calls()["calls"][-1]
+    assert (recorded["interaction_id"], recorded["account_id"], recorded["note"]) == (
+        interaction_id, "123456", "raw")
+
+
+@pytest.mark.parametrize(("raw", "stored"), [
+    ("<![CDATA[<b>bold</b> & more]]>", "<b>bold</b> & more"),
+    ("x<![CDATA[ ]]>y", "x y"),
+    ("caf\u00e9 \u4e2d\u6587 \u05e9\u05dc\u05d5\u05dd \U0001f600 e\u0301 \u200d",
+     "caf\u00e9 \u4e2d\u6587 \u05e9\u05dc\u05d5\u05dd \U0001f600 e\u0301 \u200d"),
+    ("&#x1F600;&lt;&amp;&gt;", "\U0001f600<&>"),
+])
+@pytest.mark.parametrize("version", ["1.1", "1.2"])
+def test_cdata_and_unicode_arrive_intact(sandbox: Sandbox, raw: str, stored: str,
+                                         version: str) -> None:
+    body = envelope(fields({**VALID, "InteractionNote": raw}), version=version)
+    assert result(post(sandbox, body, version=version))[0] == 0
+    assert sandbox.calls()["calls"][-1]["note"] == stored
+
+
+def test_invalid_utf8_is_accepted_and_stored_as_replacement_char(sandbox: Sandbox) -> None:
+    body = envelope(fields({**VALID, "InteractionNote": "NOTE"})).replace(
+        b"NOTE", b"caf\xe9 ok \xff\xfe end")
+    assert result(post(sandbox, body))[0] == 0
+    assert sandbox.calls()["calls"][-1]["note"] == "caf\ufffd ok \ufffd\ufffd end"
 
 
 @pytest.mark.parametrize(("fault", "error", "match", "recorded"), [
