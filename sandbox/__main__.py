@@ -18,6 +18,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", metavar="FILE", help="JSON file replacing the default seed data")
     p.add_argument("--namespace", default=DEFAULT_NAMESPACE)
     p.add_argument("--force-code", type=int, help="answer every call with this return code")
+    p.add_argument("--next-id", type=int, default=1,
+                   help="first InteractionId (a .NET long: may exceed 2^31)")
     p.add_argument("--outage-seconds", type=float, default=0.0,
                    help="fail every call (HTML 503) for this long from start-up")
     for fault in FAULTS:
@@ -29,6 +31,7 @@ def serve(args: argparse.Namespace) -> int:
     seed = Seed.load(args.seed) if args.seed else Seed()
     state = SandboxState(namespace=args.namespace, seed=seed)
     try:
+        state.set_next_id(args.next_id)
         state.faults.update({
             "latency_ms": args.latency_ms, "jitter_ms": args.jitter_ms,
             "force_code": args.force_code, "outage_seconds": args.outage_seconds,

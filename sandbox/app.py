@@ -1,8 +1,12 @@
 """The sandbox server: an emulated ``Services/Interaction.asmx`` plus a control API.
 
-Control endpoints (JSON) live under ``/_sandbox/``: ``config`` (GET/POST latency and faults),
-``seed`` (GET/POST add/remove reference data), ``calls`` (the record of accepted calls, with a
-duplicate count and the most requests served at once), ``reset``.
+Control endpoints (JSON) live under ``/_sandbox/``: ``config`` (GET/POST latency, faults, the
+namespace and ``next_id``, where InteractionIds continue), ``seed`` (GET/POST add/remove reference
+data), ``calls`` (the record of accepted calls, with a duplicate count and the most requests served
+at once), ``reset`` (seed, faults, namespace and record; ids keep increasing so none repeats).
+
+A call is recorded once it is read and accepted, before any latency or late fault: a client that
+timed out on it still finds it counted, as with a real service that commits and answers late.
 """
 
 from __future__ import annotations
@@ -16,14 +20,13 @@ from typing import Any
 
 from aiohttp import web
 
-from sandbox import asmx, wsdl
-from sandbox.faults import FaultConfig
+from sandbox import asmx, inject, wsdl
+from sandbox.faults import AFTER_COMMIT, IN_FRONT, FaultConfig
 from sandbox.seed import Seed
 
 PATH = "/Services/Interaction.asmx"
 DEFAULT_NAMESPACE = "https://app.smartbutton.com/Services/"
-_HTML = ("<html><head><title>{status} {title}</title></head><body><center><h1>{status} {title}"
-         "</h1></center><hr><center>nginx</center></body></html>")
+_MAX_ID = 2**63 - 1  # InteractionId is s:long
 
 
 @dataclass
@@ -39,13 +42,23 @@ class SandboxState:
     in_flight: int = 0  # requests being served now, and the most at once since the reset
     peak_in_flight: int = 0
 
+    def set_next_id(self, value: Any) -> None:
+        """Where InteractionIds continue: the platform's are .NET longs, so a test can start
+        above 2^31 to prove a client does not read them as 32-bit ints."""
+        next_id = int(value)
+        if not 1 <= next_id <= _MAX_ID:
+            raise ValueError(f"next_id must be within 1..{_MAX_ID}")
+        self.next_id = next_id
+
     @property
     def action(self) -> str:
         return self.namespace.rstrip("/") + "/RecordInteraction"
 
-    def accept(self, values: dict[str, str]) -> int:
+    def accept(self, fields: dict[str, str | None]) -> int:
+        """Record an accepted call and return its InteractionId, the one its reply carries."""
         interaction_id = self.next_id
         self.next_id += 1
+        values = {k: v or "" for k, v in fields.items()}
         key = (values["AccountId"], values["LocationExternalReference"],
                values["InteractionTypeExternalReference"], values["InteractionNote"])
         self.keys[key] += 1
@@ -94,104 +107,86 @@ async def soap_endpoint(request: web.Request) -> web.StreamResponse:
 
 
 async def _serve(request: web.Request, state: SandboxState) -> web.StreamResponse:
-    faults = state.faults
     state.requests["total"] += 1
-    delay = faults.delay(state.rng)
-    if delay:
-        await asyncio.sleep(delay)
-    injected = faults.draw(state.rng)
+    injected = _draw(state)
+    if injected in IN_FRONT:
+        await _pause(state)
+        return await inject.in_front(request, injected)
+    answer = await _answer(request, state, injected)
+    # Latency and late faults come after the record, as with a real service that commits and
+    # then answers late: a call the client gave up on is still counted.
+    await _pause(state)
+    if injected in AFTER_COMMIT:
+        return await inject.late(request, injected, state.faults)
+    return answer
+
+
+def _draw(state: SandboxState) -> str | None:
+    """The fault this request suffers, if any, counted; an outage stands for its mode."""
+    injected = state.faults.draw(state.rng)
     if injected is not None:
         state.requests[f"fault:{injected}"] += 1
         if injected == "outage":
-            injected = {"html503": "html503", "reset": "reset", "error": "error"}[
-                faults.outage_mode]
-        response = await _inject(request, injected, faults)
-        if response is not None:
-            return response
-    version, action = _version_and_action(request)
-    if version is None:
-        return web.Response(status=415, text="Unsupported Media Type")
+            return state.faults.outage_mode
+    return injected
+
+
+async def _pause(state: SandboxState) -> None:
+    delay = state.faults.delay(state.rng)
+    if delay:
+        await asyncio.sleep(delay)
+
+
+async def _answer(request: web.Request, state: SandboxState, injected: str | None
+                  ) -> web.Response:
+    """Read, validate and decide the call, recording it when accepted (code 0): all a real
+    service does before its reply can be held up."""
     body = await request.read()
+    version = "1.1"  # the fault shape for a failure before the version is known
     try:
+        version, action = _route(request)
         if action is not None and action != state.action:
             raise asmx.unrecognized_action(action)
-        call = asmx.read_request(body, version, state.namespace)
+        call = asmx.read_request(body, version, state.namespace, request.charset)
+        if injected == "exception":
+            raise asmx.method_exception("sandbox: injected exception in RecordInteraction.")
+    except asmx.Refusal as exc:
+        state.requests[f"http:{exc.status}"] += 1
+        return web.Response(status=exc.status)  # measured: no body at all
     except asmx.AsmxFault as exc:
         state.requests["fault"] += 1
-        return _soap(version, asmx.fault(version, exc), status=500)
-    code, interaction_id = _record(state, call, injected == "error")
+        return _fault(version, exc)
+    code = _return_code(state, call, injected == "error")
+    interaction_id = state.accept(call.fields) if code == 0 else -1
     state.requests[f"code:{code}"] += 1
     return _soap(version, asmx.reply(version, state.namespace, code, interaction_id))
 
 
-def _version_and_action(request: web.Request) -> tuple[str | None, str | None]:
-    ctype = request.headers.get("Content-Type", "")
-    if ctype.startswith("text/xml"):
-        action = request.headers.get("SOAPAction")
-        return "1.1", (action or "").strip('"')
-    if ctype.startswith("application/soap+xml"):
-        for part in ctype.split(";")[1:]:
-            name, _, value = part.strip().partition("=")
-            if name.lower() == "action":
-                return "1.2", value.strip('"')
+def _route(request: web.Request) -> tuple[str, str | None]:
+    """The SOAP version from the media type, and the SOAPAction to check. 1.1 may quote the
+    action or not; 1.2's ``action`` parameter is not checked by .asmx, so it yields None."""
+    if request.content_type == "text/xml":
+        return "1.1", request.headers.get("SOAPAction", "").strip().strip('"')
+    if request.content_type == "application/soap+xml":
         return "1.2", None
-    return None, None
+    raise asmx.Refusal(415)
 
 
-def _record(state: SandboxState, call: asmx.Call, fail: bool) -> tuple[int, int]:
+def _return_code(state: SandboxState, call: asmx.Call, fail: bool) -> int:
+    """The platform's answer: a forced code, then an injected code 1, then the seed's rules."""
     if state.faults.force_code is not None:
-        code = state.faults.force_code
-    elif fail:
-        code = 1
-    elif any(v is None for v in call.fields.values()):
-        code = 2  # the platform expects every element, optional ones included
-    else:
-        f = {k: v or "" for k, v in call.fields.items()}
-        code = state.seed.return_code(f["SecurityToken"], f["AccountId"],
-                                      f["LocationExternalReference"],
-                                      f["InteractionTypeExternalReference"])
-        if code == 0 and len(f["InteractionNote"]) > 256:
-            code = 5
-        if code == 0:
-            return 0, state.accept(f)
-    return code, -1
-
-
-async def _inject(request: web.Request, fault: str, cfg: FaultConfig) -> web.StreamResponse | None:
-    if fault == "html502":
-        return _html(502, "Bad Gateway")
-    if fault == "html503":
-        return _html(503, "Service Temporarily Unavailable")
-    if fault == "hang":
-        await asyncio.sleep(cfg.hang_s)
-        return _html(504, "Gateway Time-out")
-    if fault == "reset":
-        if request.transport is not None:
-            request.transport.abort()
-        raise asyncio.CancelledError  # nothing more to say on a dead connection
-    if fault == "malformed":
-        return web.Response(body=b'<?xml version="1.0"?><soap:Envelope xmlns:soap="'
-                            + asmx.SOAP11.encode() + b'"><soap:Body><RecordInter',
-                            content_type="text/xml", charset="utf-8")
-    if fault == "huge":
-        return web.Response(body=b"<x>" + b"A" * (8 << 20) + b"</x>", content_type="text/xml")
-    if fault == "bomb":
-        lol = "".join(f'<!ENTITY l{i} "{f"&l{i - 1};" * 10}">' for i in range(1, 10))
-        return web.Response(text=f'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY l0 "lol">{lol}]>'
-                                 "<r>&l9;</r>", content_type="text/xml")
-    if fault == "trickle":
-        response = web.StreamResponse(headers={"Content-Type": "text/xml"})
-        await response.prepare(request)
-        for _ in range(int(cfg.hang_s)):
-            await response.write(b" ")
-            await asyncio.sleep(1)
-        return response
-    return None  # "error" is applied as return code 1 after parsing
-
-
-def _html(status: int, title: str) -> web.Response:
-    return web.Response(status=status, text=_HTML.format(status=status, title=title),
-                        content_type="text/html")
+        return state.faults.force_code
+    if fail:
+        return 1
+    if any(v is None for v in call.fields.values()):
+        return 2  # the platform expects every element, optional ones included
+    f = {k: v or "" for k, v in call.fields.items()}
+    code = state.seed.return_code(f["SecurityToken"], f["AccountId"],
+                                  f["LocationExternalReference"],
+                                  f["InteractionTypeExternalReference"])
+    if code == 0 and len(f["InteractionNote"]) > 256:
+        return 5
+    return code
 
 
 def _soap(version: str, body: bytes, status: int = 200) -> web.Response:
@@ -199,9 +194,17 @@ def _soap(version: str, body: bytes, status: int = 200) -> web.Response:
                         charset="utf-8")
 
 
+def _fault(version: str, exc: asmx.AsmxFault) -> web.Response:
+    """HTTP 500 with ``Connection: close``, as .asmx sends every fault."""
+    response = _soap(version, asmx.fault(version, exc), status=500)
+    response.force_close()
+    return response
+
+
 async def get_config(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    return web.json_response({"namespace": state.namespace, **state.faults.as_dict()})
+    return web.json_response({"namespace": state.namespace, "next_id": state.next_id,
+                              **state.faults.as_dict()})
 
 
 async def set_config(request: web.Request) -> web.Response:
@@ -210,6 +213,8 @@ async def set_config(request: web.Request) -> web.Response:
         change = await request.json()
         if "namespace" in change:
             state.namespace = str(change.pop("namespace"))
+        if "next_id" in change:
+            state.set_next_id(change.pop("next_id"))
         state.faults.update(change)
     except (ValueError, TypeError, AttributeError) as exc:
         return web.json_response({"error": str(exc)}, status=400)

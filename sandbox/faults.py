@@ -8,8 +8,16 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 # Each fault a request can draw; rates are probabilities per request.
-FAULTS = ("error", "html502", "hang", "reset", "malformed", "huge", "bomb", "trickle")
+FAULTS = ("error", "exception", "html502", "hang", "reset", "malformed", "huge", "bomb",
+          "trickle")
 OUTAGE_MODES = ("html503", "reset", "error")
+# Where each fault strikes decides whether the call is on the record (which counts duplicates).
+# In front of the service (a proxy, the network): the call never arrives, nothing is recorded.
+IN_FRONT = frozenset({"html502", "html503", "reset", "malformed", "huge", "bomb"})
+# After the service has committed the call: it answers late or never, as a real one does when
+# its reply is held up. The call is recorded although the client may give up on it.
+AFTER_COMMIT = frozenset({"hang", "trickle"})
+# Inside the method: "error" answers code 1, "exception" a soap:Server fault; neither records.
 
 
 @dataclass

@@ -1,4 +1,8 @@
-"""``?WSDL`` in the shape ASP.NET .asmx publishes: Soap and Soap12 bindings, document/literal."""
+"""``?WSDL`` in the shape ASP.NET .asmx publishes: Soap and Soap12 bindings, document/literal.
+
+Types as the real service declares them: request fields optional ``s:string``, ``ReturnCode``
+``s:int`` and ``InteractionId`` ``s:long`` (a .NET long: ids can pass 2^31).
+"""
 
 from __future__ import annotations
 
@@ -32,7 +36,7 @@ _TEMPLATE = """<?xml version="1.0" encoding="utf-8"?>
       </s:element>
       <s:complexType name="respRecordInteraction"><s:sequence>
         <s:element minOccurs="1" maxOccurs="1" name="ReturnCode" type="s:int" />
-        <s:element minOccurs="1" maxOccurs="1" name="InteractionId" type="s:int" />
+        <s:element minOccurs="1" maxOccurs="1" name="InteractionId" type="s:long" />
       </s:sequence></s:complexType>
     </s:schema>
   </wsdl:types>
