@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
 
+from relay import keys
 from tests.helpers import ROOT
 
 
@@ -29,11 +32,14 @@ def write_file(path: Path, lines: int) -> set[int]:
     return bad
 
 
-def run_import(path: Path, redis_url: str) -> tuple[int, dict[str, object], str, float]:
+def run_import(path: Path, redis_url: str, *args: str
+               ) -> tuple[int, dict[str, Any], str, float]:
     """Exit code, JSON summary, stderr and the child's peak RSS in MB."""
+    env = {k: v for k, v in os.environ.items() if k != "RELAY_SPOOL_DIR"}
     with open(path.with_suffix(".err"), "w") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "relay", "import", str(path), "--json"],
-                                cwd=ROOT, env={**os.environ, "RELAY_REDIS_URL": redis_url},
+        proc = subprocess.Popen([sys.executable, "-m", "relay", "import", str(path), "--json",
+                                 *args],
+                                cwd=ROOT, env={**env, "RELAY_REDIS_URL": redis_url},
                                 stdout=subprocess.PIPE, stderr=err, text=True)
         assert proc.stdout is not None
         out = proc.stdout.read()
@@ -43,6 +49,12 @@ def run_import(path: Path, redis_url: str) -> tuple[int, dict[str, object], str,
             usage.ru_maxrss / 1024)
 
 
+def reported(err: str) -> dict[int, str]:
+    """Line number -> reason, from the ``line N: reason`` lines on stderr."""
+    found = (re.fullmatch(r"line (\d+): (.*)", line) for line in err.splitlines())
+    return {int(m.group(1)): m.group(2) for m in found if m}
+
+
 def test_import_reports_bad_lines_and_is_idempotent(tmp_path: Path, redis_url: str) -> None:
     redis.Redis.from_url(redis_url).flushdb()
     path = tmp_path / "visits.csv"
@@ -50,9 +62,7 @@ def test_import_reports_bad_lines_and_is_idempotent(tmp_path: Path, redis_url: s
     code, summary, err, _ = run_import(path, redis_url)
     assert code == 1  # some lines were rejected
     assert summary["enqueued"] == 3000 - len(bad) and summary["rejected"] == len(bad)
-    reported = {int(line.split()[1].rstrip(":")) for line in err.splitlines()
-                if line.startswith("line ")}
-    assert reported == bad
+    assert set(reported(err)) == bad
     assert "account_id: is required" in err
     assert redis.Redis.from_url(redis_url).llen("relay:inbox") == 3000 - len(bad)
     code, summary, _, _ = run_import(path, redis_url)
@@ -70,7 +80,49 @@ def test_jsonl_with_broken_lines(tmp_path: Path, redis_url: str) -> None:
     code, summary, err, _ = run_import(path, redis_url)
     assert code == 1 and summary["enqueued"] == 1 and summary["rejected"] == 3
     assert "line 2: line: is not JSON" in err and "line 4: line: must be an object" in err
-    assert "line 5: account_id" in err
+    assert "line 5: line: is not valid UTF-8 (byte 0xff at byte 18)" in err
+
+
+def test_rows_after_an_unterminated_quote_are_imported(tmp_path: Path, redis_url: str) -> None:
+    """The quote at 75% used to swallow the rest into one field and crash with no summary."""
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    path, broken = tmp_path / "quotes.csv", 6000
+    lines = [f"{100000 + n},STORE-{n % 50:03d},VISIT,{'n' * 120} {n}" for n in range(2, 8002)]
+    lines[broken - 2] = '1,STORE-001,VISIT,"never closed'
+    path.write_text("account_id,location,type,note\n" + "\n".join(lines) + "\n")
+    code, summary, err, _ = run_import(path, redis_url)
+    assert code == 1 and "Traceback" not in err
+    assert (summary["lines"], summary["enqueued"], summary["rejected"]) == (8000, 7999, 1)
+    assert reported(err) == {broken: "line: has a quoted field that is not closed on this line "
+                                     "(a quoted field cannot span lines)"}
+    sent = {json.loads(m)["account_id"] for m in client.lrange(keys.INBOX, 0, -1)}
+    assert len(sent) == 7999 and {str(100000 + n) for n in (broken + 1, 8001)} <= sent
+
+
+def test_every_malformed_line_is_reported_and_skipped(tmp_path: Path, redis_url: str) -> None:
+    redis.Redis.from_url(redis_url).flushdb()
+    path = tmp_path / "hostile.csv"
+    path.write_bytes(b"\xef\xbb\xbfaccount,location,type,note\n"
+                     b"1001,STORE-001,VISIT,ok\n"          # 2
+                     b"1002,STORE-001,VISIT,caf\xe9\n"      # 3: Latin-1, not UTF-8
+                     b"1003,STORE-\x00001,VISIT,x\n"       # 4: NUL
+                     b"1004,STORE-001,VISIT," + b"n" * 70_000 + b"\n"  # 5: too long
+                     b"1005,STORE-001\n"                   # 6: too few columns
+                     b"1006,STORE-001,VISIT,x,extra\n"      # 7: too many
+                     b'1007,STORE-001,VISIT,"two\nlines"\n'  # 8-9: refused, both
+                     b"\n"                                 # 10: blank, skipped
+                     b"1011,STORE-001,VISIT,ok")            # 11: no final newline
+    code, summary, err, _ = run_import(path, redis_url)
+    assert code == 1 and "Traceback" not in err
+    assert (summary["lines"], summary["enqueued"], summary["rejected"]) == (9, 2, 7)
+    why = reported(err)
+    assert sorted(why) == [3, 4, 5, 6, 7, 8, 9]
+    assert "not valid UTF-8" in why[3] and "NUL byte" in why[4]
+    assert why[5] == "line: is too long (70,021 bytes; the limit is 65,536)"
+    assert "has 2 columns, the header has 4" in why[6] and "has 5 columns" in why[7]
+    assert "cannot span lines" in why[8] and "has 1 columns" in why[9]
+    assert [r["line"] for r in summary["first_rejections"]] == sorted(why)
 
 
 @pytest.mark.slow
