@@ -16,8 +16,13 @@ lines after it down with it. A line is reported by its number and skipped at its
 Blank lines are skipped and not counted. The first non-blank CSV line is the header; when it is
 unusable it is rejected, and every data line with it (they cannot be read without it).
 
-Ids. A line without an ``event_id`` gets one derived from its line number and content, so
-importing the same file again enqueues nothing new.
+Ids. A line without an ``event_id`` gets ``<prefix>:<line>:<digest>``, where ``prefix`` is the
+file's base name (or ``id_prefix``, ``relay import --id-prefix``) with every character outside
+``[A-Za-z0-9._-]`` replaced by ``_`` and cut to ``PREFIX_MAX`` characters, ``line`` is the line
+number, and ``digest`` the first 16 hex digits of sha256(prefix NUL line NUL content), taken over
+the prefix as given and the line without its ending. Importing the same file again enqueues
+nothing new, while an equal line in another file (another name or prefix) is a new event; a
+renamed file gets new ids unless its old name is passed as the prefix.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import codecs
 import csv
 import hashlib
 import json
+import re
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -41,7 +47,9 @@ ALIASES = {"account": "account_id", "accountid": "account_id", "type": "interact
            "interactionnote": "note", "id": "event_id"}
 KEPT_REJECTIONS = 1000
 LINE_MAX = 64 * 1024  # bytes; a valid event is under 10 KiB even with every character escaped
+PREFIX_MAX = 64  # keeps a derived id well under the contract's 128 characters
 JSON_SUFFIXES = (".jsonl", ".ndjson", ".json")
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 Row = dict[str, Any]
 Texts = Iterator[tuple[int, str | ValidationError]]  # line number, decoded text or why not
@@ -198,16 +206,27 @@ def _csv_row(header: list[str] | ValidationError, header_line: int,
     return {k: v for k, v in zip(header, values, strict=True) if k}
 
 
-def derive_event_id(number: int, content: str) -> str:
-    digest = hashlib.sha256(f"{number}\x00{content}".encode(errors="surrogateescape"))
-    return f"import-{digest.hexdigest()[:40]}"
+def safe_prefix(text: str) -> str:
+    """``text`` made safe for an ``event_id``: ``[A-Za-z0-9._-]`` only, at most 64 characters."""
+    return _UNSAFE.sub("_", text)[:PREFIX_MAX] or "import"
+
+
+def derive_event_id(prefix: str, number: int, content: str) -> str:
+    """``<safe prefix>:<line>:<16 hex of sha256(prefix NUL line NUL content)>``."""
+    digest = hashlib.sha256(f"{prefix}\0{number}\0{content}".encode(errors="surrogateescape"))
+    return f"{safe_prefix(prefix)}:{number}:{digest.hexdigest()[:16]}"
 
 
 def import_file(path: Path, enqueue: Callable[[Interaction], bool],
                 progress: Callable[[Report, float], None] | None = None,
-                reject: Callable[[int, str], None] | None = None) -> Report:
-    """Validate and enqueue every line; ``progress`` gets the report and the fraction read."""
+                reject: Callable[[int, str], None] | None = None, *,
+                id_prefix: str | None = None) -> Report:
+    """Validate and enqueue every line; ``progress`` gets the report and the fraction read.
+
+    ``id_prefix`` (default: the file's base name) goes into derived ids.
+    """
     report = Report()
+    prefix = path.name if id_prefix is None else id_prefix
     size = max(1, path.stat().st_size)
     with path.open("rb") as binary:
         for number, parsed, content in rows(binary, path.suffix.lower() in JSON_SUFFIXES):
@@ -216,7 +235,7 @@ def import_file(path: Path, enqueue: Callable[[Interaction], bool],
                 if isinstance(parsed, ValidationError):
                     raise parsed
                 row = parsed if parsed.get("event_id") else {
-                    **parsed, "event_id": derive_event_id(number, content)}
+                    **parsed, "event_id": derive_event_id(prefix, number, content)}
                 event = Interaction.from_message(row)
             except ValidationError as exc:
                 report.rejected += 1

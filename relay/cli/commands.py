@@ -45,8 +45,16 @@ def register(command: Command) -> None:
     dlq.add_argument("--output", help="export to this file (JSON lines) instead of stdout")
 
     imp = command("import", cmd_import, "bulk-enqueue a CSV or JSON-lines file")
-    imp.add_argument("file", help="CSV with a header row, or .jsonl with one object per line")
+    imp.add_argument("file", help="CSV with a header row, or .jsonl/.ndjson/.json with one "
+                                  "object per line; one record per line, at most 64 KiB")
     imp.add_argument("--quiet", action="store_true", help="no progress bar")
+    imp.add_argument("--id-prefix", type=id_prefix, metavar="TEXT",
+                     help="prefix of the event_id derived for a line without one, "
+                          "PREFIX:LINE:HASH, HASH being 16 hex digits of sha256(prefix, line "
+                          "number, line). Default: the file's base name. Characters outside "
+                          "A-Za-z0-9._- become '_', 64 are kept. The same prefix again enqueues "
+                          "nothing new: set it to keep ids across a rename, or to tell apart "
+                          "files that share a name (a date, say)")
 
     dev = command("dev", cmd_dev, "all-in-one: embedded Redis, sandbox, worker, live counters")
     dev.add_argument("--no-api", action="store_true", help="do not start the HTTP API")
@@ -57,6 +65,12 @@ def duration(text: str) -> float:
     if not match:
         raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 90s, 30m, 2h, 1d")
     return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def id_prefix(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be blank")
+    return text
 
 
 def _producer() -> Any:
@@ -174,7 +188,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     def reject(number: int, reason: str) -> None:
         print(("\n" if show else "") + f"line {number}: {reason}", file=sys.stderr)
 
-    report = import_file(path, producer.enqueue, progress, reject)
+    report = import_file(path, producer.enqueue, progress, reject, id_prefix=args.id_prefix)
     if show:
         print(file=sys.stderr)
     summary = report.as_dict()

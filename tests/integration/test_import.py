@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -123,6 +124,36 @@ def test_every_malformed_line_is_reported_and_skipped(tmp_path: Path, redis_url:
     assert "has 2 columns, the header has 4" in why[6] and "has 5 columns" in why[7]
     assert "cannot span lines" in why[8] and "has 1 columns" in why[9]
     assert [r["line"] for r in summary["first_rejections"]] == sorted(why)
+
+
+def test_ids_derive_from_the_file_name_or_prefix(tmp_path: Path, redis_url: str) -> None:
+    redis.Redis.from_url(redis_url).flushdb()
+    monday, tuesday = tmp_path / "monday.csv", tmp_path / "tuesday.csv"
+    write_file(monday, 50)
+    shutil.copy(monday, tuesday)
+    counts = [run_import(path, redis_url, *args)[:2] for path, args in [
+        (monday, ()), (monday, ()), (tuesday, ()), (tuesday, ("--id-prefix", "monday.csv"))]]
+    assert [(code, s["enqueued"], s["duplicates"], s["rejected"]) for code, s in counts] == [
+        (1, 49, 0, 1), (1, 0, 49, 1), (1, 49, 0, 1), (1, 0, 49, 1)]
+    ids = [json.loads(m)["event_id"] for m in
+           redis.Redis.from_url(redis_url).lrange(keys.INBOX, 0, -1)]
+    assert {i.split(":")[0] for i in ids} == {"monday.csv", "tuesday.csv"}
+    assert all(re.fullmatch(r"[a-z]+\.csv:\d+:[0-9a-f]{16}", i) for i in ids)
+
+
+def test_a_clean_file_exits_0_and_prints_its_summary(tmp_path: Path, redis_url: str) -> None:
+    redis.Redis.from_url(redis_url).flushdb()
+    path = tmp_path / "clean.csv"
+    path.write_text("account,location,type\n1,STORE-001,VISIT\n2,STORE-001,VISIT\n")
+    for expected in ("2 enqueued, 0 already known", "0 enqueued, 2 already known"):
+        done = subprocess.run([sys.executable, "-m", "relay", "import", str(path),
+                               "--id-prefix", "a day/with slashes"],
+                              cwd=ROOT, env={**os.environ, "RELAY_REDIS_URL": redis_url},
+                              capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 0, done.stderr
+        assert f"2 lines: {expected}, 0 rejected" in done.stdout
+    message = json.loads(redis.Redis.from_url(redis_url).lindex(keys.INBOX, 0) or b"{}")
+    assert message["event_id"].startswith("a_day_with_slashes:")
 
 
 @pytest.mark.slow

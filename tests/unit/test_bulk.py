@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 from typing import Any
 
@@ -12,16 +13,19 @@ from hypothesis import strategies as st
 
 from producers.bulk import (
     LINE_MAX,
+    PREFIX_MAX,
     Report,
     decode,
+    derive_event_id,
     import_file,
     parse_csv,
     parse_json,
     read_lines,
     rows,
+    safe_prefix,
 )
 from relay.errors import ValidationError
-from relay.events import Interaction
+from relay.events import EVENT_ID_MAX, Interaction
 
 HEADER = b"account_id,location,type,note\n"
 EVENT = {"account_id": "123456", "location": "STORE-001", "interaction_type": "VISIT"}
@@ -228,11 +232,52 @@ def test_random_bytes_never_raise_out_of_the_reader(data: bytes, json_lines: boo
 # Ids
 
 
+def test_derived_id_is_readable_and_keyed_by_prefix_line_and_content() -> None:
+    event_id = derive_event_id("visits 2026-11-27.csv", 42, "1,S,V,x")
+    assert re.fullmatch(r"visits_2026-11-27\.csv:42:[0-9a-f]{16}", event_id)
+    others = {derive_event_id("other.csv", 42, "1,S,V,x"), derive_event_id(
+        "visits 2026-11-27.csv", 43, "1,S,V,x"), derive_event_id(
+        "visits 2026-11-27.csv", 42, "1,S,V,y"), derive_event_id(
+        "visits_2026-11-27.csv", 42, "1,S,V,x")}  # same look once sanitized, still its own id
+    assert event_id not in others and len(others) == 4
+    assert derive_event_id("visits 2026-11-27.csv", 42, "1,S,V,x") == event_id
+
+
+@pytest.mark.parametrize(("text", "safe"), [("visits.csv", "visits.csv"),
+                                            ("a b/c:d", "a_b_c_d"), ("é", "_"), ("", "import"),
+                                            ("x" * 100, "x" * PREFIX_MAX)])
+def test_prefix_is_sanitized(text: str, safe: str) -> None:
+    assert safe_prefix(text) == safe
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(), st.integers(1, 10**12), st.text())
+def test_any_derived_id_satisfies_the_event_contract(prefix: str, number: int,
+                                                     content: str) -> None:
+    event_id = derive_event_id(prefix, number, content)
+    assert len(event_id) <= EVENT_ID_MAX
+    assert Interaction.from_message({**EVENT, "event_id": event_id}).event_id == event_id
+
+
+def test_reimporting_a_file_gives_the_same_ids_and_another_file_new_ones(tmp_path: Path) -> None:
+    data = HEADER + b"".join(csv_line(i) for i in range(5))
+    (tmp_path / "monday.csv").write_bytes(data)
+    (tmp_path / "tuesday.csv").write_bytes(data)
+    _, first = collect(tmp_path / "monday.csv")
+    _, again = collect(tmp_path / "monday.csv")
+    _, tuesday = collect(tmp_path / "tuesday.csv")
+    _, as_monday = collect(tmp_path / "tuesday.csv", id_prefix="monday.csv")
+    ids = [e.event_id for e in first]
+    assert ids == [e.event_id for e in again] == [e.event_id for e in as_monday]
+    assert all(i.startswith("monday.csv:") for i in ids) and len(set(ids)) == 5
+    assert not set(ids) & {e.event_id for e in tuesday}
+
+
 def test_a_given_event_id_is_kept(tmp_path: Path) -> None:
     path = tmp_path / "ids.csv"
     path.write_bytes(b"id,account,location,type\nmine-1,1,S,V\n,2,S,V\n")
     _, events = collect(path)
-    assert events[0].event_id == "mine-1" and events[1].event_id.startswith("import-")
+    assert events[0].event_id == "mine-1" and events[1].event_id.startswith("ids.csv:3:")
 
 
 # Whole files
