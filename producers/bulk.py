@@ -23,6 +23,10 @@ number, and ``digest`` the first 16 hex digits of sha256(prefix NUL line NUL con
 the prefix as given and the line without its ending. Importing the same file again enqueues
 nothing new, while an equal line in another file (another name or prefix) is a new event; a
 renamed file gets new ids unless its old name is passed as the prefix.
+
+Dead-letter exports. A JSON line may carry a ``dead_letter`` key beside the event's fields (what
+``relay dlq export`` writes); it is ignored, so an export imports as it is. Any other unknown
+key is still an error. The line's ``event_id`` is kept, so the status record dedupes it as usual.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ KEPT_REJECTIONS = 1000
 LINE_MAX = 64 * 1024  # bytes; a valid event is under 10 KiB even with every character escaped
 PREFIX_MAX = 64  # keeps a derived id well under the contract's 128 characters
 JSON_SUFFIXES = (".jsonl", ".ndjson", ".json")
+IGNORED_JSON_KEYS = ("dead_letter",)  # added by `relay dlq export`
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 Row = dict[str, Any]
@@ -107,7 +112,7 @@ def decode(number: int, data: bytes) -> str | ValidationError:
 
 
 def parse_json(text: str) -> Row | ValidationError:
-    """One JSON-lines line: an object."""
+    """One JSON-lines line: an object, minus the keys an export adds."""
     try:
         value = json.loads(text)
     except ValueError as exc:
@@ -116,6 +121,8 @@ def parse_json(text: str) -> Row | ValidationError:
         return _error("depth", "is nested too deeply")
     if not isinstance(value, dict):
         return _error("type", "must be an object")
+    for key in IGNORED_JSON_KEYS:
+        value.pop(key, None)
     return value
 
 

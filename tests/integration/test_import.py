@@ -156,6 +156,28 @@ def test_a_clean_file_exits_0_and_prints_its_summary(tmp_path: Path, redis_url: 
     assert message["event_id"].startswith("a_day_with_slashes:")
 
 
+def test_a_dead_letter_export_reimports(tmp_path: Path, redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    event = {"tenant": "acme", "event_id": "dl-1", "account_id": "123456",
+             "location": "STORE-001", "interaction_type": "VISIT", "note": "fixed",
+             "occurred_at": "2026-11-27T10:00:00+00:00"}
+    dead = {"code": 503, "signal": "code:503", "reason": "account locked", "attempts": 1,
+            "dead_at": 1764237600.0}
+    path = tmp_path / "dlq.jsonl"
+    path.write_text(json.dumps({**event, "dead_letter": dead}) + "\n"
+                    + json.dumps({**event, "event_id": "dl-2", "dead_letter": dead}) + "\n")
+    code, summary, err, _ = run_import(path, redis_url)
+    assert code == 0, err
+    assert (summary["enqueued"], summary["rejected"]) == (2, 0)
+    sent = [json.loads(m) for m in client.lrange(keys.INBOX, 0, -1)]
+    assert sorted(sent, key=lambda m: m["event_id"]) == [event, {**event, "event_id": "dl-2"}]
+    path.write_text(json.dumps({**event, "event_id": "dl-3", "dead_letter": dead,
+                                "comment": "not a field"}) + "\n")
+    code, summary, err, _ = run_import(path, redis_url)
+    assert code == 1 and "line 1: comment: is not a known field" in err
+
+
 @pytest.mark.slow
 def test_100k_lines_flat_memory(tmp_path: Path, redis_url: str) -> None:
     client = redis.Redis.from_url(redis_url)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,8 @@ from relay.events import EVENT_ID_MAX, Interaction
 
 HEADER = b"account_id,location,type,note\n"
 EVENT = {"account_id": "123456", "location": "STORE-001", "interaction_type": "VISIT"}
+DEAD_LETTER = {"code": 503, "signal": "code:503", "reason": "account locked", "attempts": 1,
+               "dead_at": 1764237600.0}
 
 
 def csv_line(i: int) -> bytes:
@@ -160,6 +163,11 @@ def test_json_lines_that_do_not_parse(text: str, expected: str) -> None:
     assert rule(parse_json(text)) == expected
 
 
+def test_json_line_drops_only_the_dead_letter_key() -> None:
+    line = json.dumps({**EVENT, "event_id": "e-1", "dead_letter": DEAD_LETTER, "extra": 1})
+    assert parse_json(line) == {**EVENT, "event_id": "e-1", "extra": 1}
+
+
 # Rows of a file
 
 
@@ -281,6 +289,18 @@ def test_a_given_event_id_is_kept(tmp_path: Path) -> None:
 
 
 # Whole files
+
+
+def test_a_dead_letter_export_line_imports(tmp_path: Path) -> None:
+    path = tmp_path / "dlq.jsonl"
+    exported = {**EVENT, "tenant": "acme", "event_id": "e-1", "note": "n",
+                "occurred_at": "2026-11-27T10:00:00+00:00", "dead_letter": DEAD_LETTER}
+    path.write_text(json.dumps(exported) + "\n"
+                    + json.dumps({**exported, "event_id": "e-2", "extra": 1}) + "\n")
+    report, events = collect(path)
+    assert (report.lines, report.enqueued, report.rejected) == (2, 1, 1)
+    assert events[0].to_message() == {k: v for k, v in exported.items() if k != "dead_letter"}
+    assert report.first_rejections[0][0] == 2 and "extra" in report.first_rejections[0][1]
 
 
 def test_the_report_counts_every_line_and_calls_back_per_rejection(tmp_path: Path) -> None:
