@@ -70,6 +70,11 @@ class Report:
     rejected: int = 0
     first_rejections: list[tuple[int, str]] = field(default_factory=list)
 
+    def reject(self, number: int, reason: str) -> None:
+        self.rejected += 1
+        if len(self.first_rejections) < KEPT_REJECTIONS:
+            self.first_rejections.append((number, reason))
+
     def as_dict(self) -> dict[str, Any]:
         return {"lines": self.lines, "enqueued": self.enqueued, "duplicates": self.duplicates,
                 "rejected": self.rejected,
@@ -224,39 +229,49 @@ def derive_event_id(prefix: str, number: int, content: str) -> str:
     return f"{safe_prefix(prefix)}:{number}:{digest.hexdigest()[:16]}"
 
 
+def to_event(parsed: Row | ValidationError, prefix: str, number: int, content: str
+             ) -> Interaction | ValidationError:
+    """The line's event (its id derived when it has none), or why there is none."""
+    if isinstance(parsed, ValidationError):
+        return parsed
+    row = parsed if parsed.get("event_id") else {
+        **parsed, "event_id": derive_event_id(prefix, number, content)}
+    try:
+        return Interaction.from_message(row)
+    except ValidationError as exc:
+        return exc
+
+
 def import_file(path: Path, enqueue: Callable[[Interaction], bool],
                 progress: Callable[[Report, float], None] | None = None,
                 reject: Callable[[int, str], None] | None = None, *,
-                id_prefix: str | None = None) -> Report:
+                id_prefix: str | None = None, report: Report | None = None) -> Report:
     """Validate and enqueue every line; ``progress`` gets the report and the fraction read.
 
-    ``id_prefix`` (default: the file's base name) goes into derived ids.
+    ``id_prefix`` (default: the file's base name) goes into derived ids. Pass ``report`` to
+    keep the counts of an import that an exception (Redis gone, Ctrl-C) cut short; a line is
+    counted once its outcome is known, so the counts always add up.
     """
-    report = Report()
+    report = Report() if report is None else report
     prefix = path.name if id_prefix is None else id_prefix
     size = max(1, path.stat().st_size)
     with path.open("rb") as binary:
         for number, parsed, content in rows(binary, path.suffix.lower() in JSON_SUFFIXES):
-            report.lines += 1
-            try:
-                if isinstance(parsed, ValidationError):
-                    raise parsed
-                row = parsed if parsed.get("event_id") else {
-                    **parsed, "event_id": derive_event_id(prefix, number, content)}
-                event = Interaction.from_message(row)
-            except ValidationError as exc:
-                report.rejected += 1
-                if len(report.first_rejections) < KEPT_REJECTIONS:
-                    report.first_rejections.append((number, str(exc)))
+            if progress and report.lines % 500 == 0:
+                progress(report, min(1.0, binary.tell() / size))
+            event = to_event(parsed, prefix, number, content)
+            if isinstance(event, ValidationError):
+                report.lines += 1
+                report.reject(number, str(event))
                 if reject:
-                    reject(number, str(exc))
+                    reject(number, str(event))
                 continue
-            if enqueue(event):
+            added = enqueue(event)
+            report.lines += 1
+            if added:
                 report.enqueued += 1
             else:
                 report.duplicates += 1
-            if progress and report.lines % 500 == 0:
-                progress(report, min(1.0, binary.tell() / size))
     if progress:
         progress(report, 1.0)
     return report

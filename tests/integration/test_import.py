@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ import pytest
 import redis
 
 from relay import keys
-from tests.helpers import ROOT
+from tests.helpers import ROOT, free_port, wait_until
 
 
 def write_file(path: Path, lines: int) -> set[int]:
@@ -176,6 +177,42 @@ def test_a_dead_letter_export_reimports(tmp_path: Path, redis_url: str) -> None:
                                 "comment": "not a field"}) + "\n")
     code, summary, err, _ = run_import(path, redis_url)
     assert code == 1 and "line 1: comment: is not a known field" in err
+
+
+def test_the_summary_prints_when_redis_is_unreachable(tmp_path: Path) -> None:
+    path = tmp_path / "nowhere.csv"
+    write_file(path, 10)
+    code, summary, err, _ = run_import(path, f"redis://127.0.0.1:{free_port()}/13")
+    assert code == 3  # exitcodes.UNAVAILABLE, as before
+    assert summary["enqueued"] == 0 and "unreachable" in summary["stopped"]
+    assert "unreachable" in err and "Traceback" not in err
+
+
+def test_ctrl_c_prints_the_summary_and_exits_1(tmp_path: Path, redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    path = tmp_path / "long.csv"
+    write_file(path, 50_000)
+    # A child inherits an ignored SIGINT (as under a non-interactive shell), a handler not.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "relay", "import", str(path), "--json"],
+                                cwd=ROOT, env={**os.environ, "RELAY_REDIS_URL": redis_url},
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    try:
+        wait_until(lambda: client.llen(keys.INBOX) >= 100, 60, message="the import to start")
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    summary = json.loads(out)
+    assert proc.returncode == 1 and summary["stopped"] == "interrupted"
+    assert 100 <= summary["lines"] < 50_000
+    assert summary["lines"] == summary["enqueued"] + summary["duplicates"] + summary["rejected"]
 
 
 @pytest.mark.slow

@@ -312,3 +312,16 @@ def test_the_report_counts_every_line_and_calls_back_per_rejection(tmp_path: Pat
     assert told == [n for n, _ in report.first_rejections] == [3, 4]
 
 
+def test_a_report_passed_in_keeps_the_counts_of_a_cut_short_import(tmp_path: Path) -> None:
+    path = tmp_path / "cut.csv"
+    path.write_bytes(HEADER + b"".join(csv_line(i) for i in range(10)))
+    report = Report()
+
+    def enqueue(event: Interaction) -> bool:
+        if report.enqueued == 3:
+            raise KeyboardInterrupt
+        return True
+
+    with pytest.raises(KeyboardInterrupt):
+        import_file(path, enqueue, report=report)
+    assert (report.lines, report.enqueued) == (3, 3)  # the line cut short is not counted
