@@ -216,6 +216,7 @@ def test_ctrl_c_prints_the_summary_and_exits_1(tmp_path: Path, redis_url: str) -
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # 310,000 lines through Redis: minutes on a loaded machine, not 120 s
 def test_100k_lines_flat_memory(tmp_path: Path, redis_url: str) -> None:
     client = redis.Redis.from_url(redis_url)
     client.flushdb()
