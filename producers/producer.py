@@ -91,8 +91,7 @@ class Producer:
         except redis.RedisError as exc:
             # Every class, not only connection loss: OOM, READONLY (a replica after failover),
             # a script error; the move is atomic, so nothing was half-written.
-            raise EnqueueError(f"Redis at {mask_url(self.url)} did not take the event: "
-                               f"{type(exc).__name__}") from exc
+            raise EnqueueError(_refusal(self.url, exc)) from exc
         return [bool(n) for n in new]
 
     def status(self, event_id: str, tenant: str = DEFAULT_TENANT) -> dict[str, Any] | None:
@@ -100,8 +99,14 @@ class Producer:
         try:
             return status.read(self.redis, self.keys, tenant, event_id)
         except redis.RedisError as exc:
-            raise EnqueueError(f"Redis at {mask_url(self.url)} is unreachable: "
-                               f"{type(exc).__name__}") from exc
+            raise EnqueueError(_refusal(self.url, exc)) from exc
 
     def close(self) -> None:
         self.redis.close()
+
+
+def _refusal(url: str, exc: redis.RedisError) -> str:
+    """One line saying what Redis did, never the URL's password."""
+    if isinstance(exc, redis.ConnectionError | redis.TimeoutError):
+        return f"Redis at {mask_url(url)} is unreachable ({type(exc).__name__})"
+    return f"Redis at {mask_url(url)} refused the event ({type(exc).__name__})"

@@ -48,8 +48,16 @@ def register(command: Command) -> None:
     dlq.add_argument("--output", help="export to this file (JSON lines) instead of stdout")
 
     imp = command("import", cmd_import, "bulk-enqueue a CSV or JSON-lines file")
-    imp.add_argument("file", help="CSV with a header row, or .jsonl with one object per line")
+    imp.add_argument("file", help="CSV with a header row, or .jsonl/.ndjson/.json with one "
+                                  "object per line; one record per line, at most 64 KiB")
     imp.add_argument("--quiet", action="store_true", help="no progress bar")
+    imp.add_argument("--id-prefix", type=id_prefix, metavar="TEXT",
+                     help="prefix of the event_id derived for a line without one, "
+                          "PREFIX:LINE:HASH, HASH being 16 hex digits of sha256(prefix, line "
+                          "number, line). Default: the file's base name. Characters outside "
+                          "A-Za-z0-9._- become '_', 64 are kept. The same prefix again enqueues "
+                          "nothing new: set it to keep ids across a rename, or to tell apart "
+                          "files that share a name (a date, say)")
 
     dev = command("dev", cmd_dev, "all-in-one: embedded Redis, sandbox, worker, live counters")
     dev.add_argument("--no-api", action="store_true", help="do not start the HTTP API")
@@ -60,6 +68,12 @@ def duration(text: str) -> float:
     if not match:
         raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 90s, 30m, 2h, 1d")
     return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def id_prefix(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be blank")
+    return text
 
 
 def _producer() -> Any:
@@ -161,34 +175,55 @@ def _listing(store: Any, flt: Any, args: argparse.Namespace) -> int:
 def cmd_import(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from producers.bulk import import_file
+    from producers.bulk import Report, import_file
 
     path = Path(args.file)
     if not path.is_file():
         error(f"no such file: {path}")
         return exitcodes.USAGE
+    try:
+        path.open("rb").close()
+    except OSError as exc:
+        error(f"cannot read {path}: {exc.strerror or exc}")
+        return exitcodes.USAGE
     producer = _producer()
+    report = Report()
     started = time.monotonic()
     show = not args.quiet and sys.stderr.isatty()
 
-    def progress(report: Any, fraction: float) -> None:
+    def progress(so_far: Report, fraction: float) -> None:
         if show:
             bar = "#" * int(fraction * 30)
-            rate = report.lines / max(1e-9, time.monotonic() - started)
-            print(f"\r[{bar:<30}] {fraction:4.0%} {report.lines:,} lines {rate:,.0f}/s "
-                  f"rejected {report.rejected:,}", end="", file=sys.stderr, flush=True)
+            rate = so_far.lines / max(1e-9, time.monotonic() - started)
+            print(f"\r[{bar:<30}] {fraction:4.0%} {so_far.lines:,} lines {rate:,.0f}/s "
+                  f"rejected {so_far.rejected:,}", end="", file=sys.stderr, flush=True)
 
     def reject(number: int, reason: str) -> None:
         print(("\n" if show else "") + f"line {number}: {reason}", file=sys.stderr)
 
-    report = import_file(path, producer.enqueue, progress, reject)
-    if show:
-        print(file=sys.stderr)
-    summary = report.as_dict()
-    summary["seconds"] = round(time.monotonic() - started, 2)
-    emit(summary, args.json, f"{report.lines:,} lines: {report.enqueued:,} enqueued, "
-         f"{report.duplicates:,} already known, {report.rejected:,} rejected "
-         f"({summary['seconds']} s)")
+    def summary(stopped: str | None = None) -> None:
+        if show:
+            print(file=sys.stderr)
+        data = report.as_dict()
+        data["seconds"] = round(time.monotonic() - started, 2)
+        text = (f"{report.lines:,} lines: {report.enqueued:,} enqueued, "
+                f"{report.duplicates:,} already known, {report.rejected:,} rejected "
+                f"({data['seconds']} s)")
+        if stopped:
+            data["stopped"] = stopped
+            text += f"; stopped early: {stopped}"
+        emit(data, args.json, text)
+
+    try:
+        import_file(path, producer.enqueue, progress, reject, id_prefix=args.id_prefix,
+                    report=report)
+    except KeyboardInterrupt:  # not 0: the lines after this point were never read
+        summary("interrupted")
+        return exitcodes.FAILURE
+    except BaseException as exc:  # Redis gone: say what was done, then fail as usual
+        summary(str(exc) or type(exc).__name__)
+        raise
+    summary()
     return exitcodes.FAILURE if report.rejected else exitcodes.OK
 
 
