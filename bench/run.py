@@ -110,8 +110,8 @@ def run_ours(url: str, box: Sandbox, n: int, processes: int, timeout: float,
     for i in range(processes):
         log = LOGS / f"worker-{i}.log"
         log.write_text("")
-        procs.append((start(["-m", "relay", "worker", "-n", f"bench{i}@%h"], env=env, log=log),
-                      log))
+        procs.append((start(["-m", "relay", "worker", "--processes", "1", "-n",
+                             f"bench{i}@%h"], env=env, log=log), log))
     sampler = CpuSampler([proc.pid for proc, _ in procs])
     sampler.start()
     try:

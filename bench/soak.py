@@ -19,6 +19,7 @@ import redis
 from bench.procs import peak_rss_mb, rss_mb, tree
 from bench.run import LOGS, TOKEN, events, redis_url
 from producers import Producer
+from relay.keys import Keys
 from tests.helpers import start, start_sandbox, stop, wait_until
 
 FAULT_KINDS = ("reset", "html502", "malformed", "hang", "error")
@@ -39,7 +40,7 @@ def main() -> int:
     box.configure(rates={k: args.fault_rate / len(FAULT_KINDS) for k in FAULT_KINDS}, hang_s=3)
     log = LOGS / "soak-worker.log"
     log.write_text("")
-    worker = start(["-m", "relay", "worker"], log=log, env={
+    worker = start(["-m", "relay", "worker", "--processes", "1"], log=log, env={
         "RELAY_REDIS_URL": url, "RELAY_SOAP_URL": box.url, "RELAY_SECURITY_TOKEN": TOKEN,
         "RELAY_READ_TIMEOUT": "1", "RELAY_TOTAL_TIMEOUT": "2", "RELAY_BACKOFF_BASE": "0.2",
         "RELAY_BACKOFF_CAP": "2", "RELAY_MAX_ATTEMPTS": "30", "RELAY_BREAKER_THRESHOLD": "20"})
@@ -88,7 +89,7 @@ def main() -> int:
 
 
 def counters(client: redis.Redis) -> dict[str, float]:
-    raw: dict[bytes, bytes] = client.hgetall("relay:stats")  # type: ignore[assignment]
+    raw: dict[bytes, bytes] = client.hgetall(Keys().stats)  # type: ignore[assignment]
     return {k.decode(): float(v) for k, v in raw.items()}
 
 

@@ -148,7 +148,8 @@ async def _answer(request: web.Request, state: SandboxState, injected: str | Non
         if action is not None and action != state.action:
             raise asmx.unrecognized_action(action)
         call = asmx.read_request(body, version, state.namespace, request.charset)
-        if injected == "exception":
+        if injected == "exception" or call.fields.get("AccountId") in \
+                state.faults.poison_accounts:
             raise asmx.method_exception("sandbox: injected exception in RecordInteraction.")
     except asmx.Refusal as exc:
         state.requests[f"http:{exc.status}"] += 1

@@ -29,17 +29,14 @@ class FaultConfig:
     outage_until: float = 0.0  # epoch seconds; every call fails until then
     outage_mode: str = "html503"
     hang_s: float = 600.0
+    # Accounts the method chokes on, every time (a soap:Server fault): a poison event.
+    poison_accounts: list[str] = field(default_factory=list)
 
     def update(self, change: dict[str, Any]) -> None:
         """Merge a control-endpoint body; ``outage_seconds`` starts an outage window now."""
         for key, value in change.items():
             if key == "rates":
-                for name, rate in value.items():
-                    if name not in FAULTS:
-                        raise ValueError(f"unknown fault {name!r}; known: {', '.join(FAULTS)}")
-                    if not 0 <= float(rate) <= 1:
-                        raise ValueError(f"rate of {name!r} must be within 0..1")
-                    self.rates[name] = float(rate)
+                self._rates(value)
             elif key == "outage_seconds":
                 self.outage_until = time.time() + float(value) if value else 0.0
             elif key == "outage_mode":
@@ -48,10 +45,22 @@ class FaultConfig:
                 self.outage_mode = value
             elif key == "force_code":
                 self.force_code = None if value is None else int(value)
+            elif key == "poison_accounts":
+                if not isinstance(value, list) or not all(isinstance(a, str) for a in value):
+                    raise ValueError("poison_accounts must be a list of account ids")
+                self.poison_accounts = list(value)
             elif key in ("latency_ms", "jitter_ms", "hang_s"):
                 setattr(self, key, max(0.0, float(value)))
             else:
                 raise ValueError(f"unknown setting {key!r}")
+
+    def _rates(self, value: dict[str, Any]) -> None:
+        for name, rate in value.items():
+            if name not in FAULTS:
+                raise ValueError(f"unknown fault {name!r}; known: {', '.join(FAULTS)}")
+            if not 0 <= float(rate) <= 1:
+                raise ValueError(f"rate of {name!r} must be within 0..1")
+            self.rates[name] = float(rate)
 
     def delay(self, rng: random.Random) -> float:
         jitter = rng.uniform(-self.jitter_ms, self.jitter_ms) if self.jitter_ms else 0.0

@@ -172,6 +172,9 @@ class Consumer:
     def _start(self, claim: Claim, asked: float) -> None:
         # The lease runs from the script's clock; our conservative copy from when we asked.
         held = Held(claim, asked + claim.delay_s + self.settings.leases.lease)
+        earlier = self.held.get(claim.member)
+        if earlier is not None:  # our own lapsed lease, re-claimed: its call is stale now
+            self._lose(earlier)
         self.held[claim.member] = held
         try:
             early = plan.before_call(claim, self.settings.backoff, plan.age_s(claim, 0.0))

@@ -179,3 +179,67 @@ def test_a_worker_whose_clock_runs_5_minutes_fast(stack: Stack, tmp_path: Path) 
     assert data["lost"] == 0 and data["duplicated"] == 0
     for worker in (normal, fast):  # both took part
         assert "delivered event_id=" in worker.output()
+
+
+def calls_per_note(stack: Stack) -> dict[str, int]:
+    """How many calls the service recorded for each event (by its note)."""
+    counts: dict[str, int] = {}
+    for call in stack.sandbox.calls()["calls"]:
+        counts[call["note"]] = counts.get(call["note"], 0) + 1
+    return counts
+
+
+def test_a_service_that_commits_then_answers_late(stack: Stack) -> None:
+    """Every call is recorded by the service and answered after the client's read timeout:
+    each may have been recorded, probes included, so each event is sent at most its budget
+    (4) times and then dead-lettered; the circuit's probes do not escape it."""
+    stack.sandbox.configure(latency_ms=1000)
+    stack.worker(RELAY_READ_TIMEOUT="0.5", RELAY_TOTAL_TIMEOUT="1",
+                 RELAY_BREAKER_THRESHOLD="2", RELAY_BREAKER_COOLDOWN="0.3",
+                 RELAY_BREAKER_MAX_COOLDOWN="0.6")
+    started = time.monotonic()
+    ids = send(stack, 3, "late")
+    states = stack.wait_terminal(ids, timeout=90)
+    calls = calls_per_note(stack)
+    data = row(stack, ids, "service commits, then answers late", "every call recorded, answered "
+               "after the 0.5 s read timeout; circuit threshold 2, cooldown 0.3-0.6 s",
+               time.monotonic() - started, "pytest tests/chaos -k answers_late",
+               calls_per_event=sorted(calls.values()))
+    assert set(states.values()) == {"dead_letter"}
+    assert sorted(calls) == [f"late-{i}" for i in range(3)]
+    assert all(n <= 4 for n in calls.values()), calls  # never past the budget
+    assert counters(stack).get("circuit_opened:default", 0) >= 1  # probes were involved
+    assert data["lost"] == 0
+
+
+def test_one_poison_event_among_slow_traffic(stack: Stack) -> None:
+    """One event the service always chokes on (soap:Server) fails again and again: its
+    failures alone never open the tenant's circuit, and the others go through on their first
+    call, no later than one call behind."""
+    stack.sandbox.configure(latency_ms=200, poison_accounts=["7777777"])
+    stack.worker(RELAY_BREAKER_THRESHOLD="3", RELAY_MAX_ATTEMPTS="6")
+    started = time.monotonic()
+    poison = send(stack, 1, "poison", account_id="7777777")
+    good = []
+    for wave in range(5):  # traffic keeps coming while the poison event retries
+        good += send(stack, 10, f"good{wave}")
+        time.sleep(0.4)
+    states = stack.wait_terminal(poison + good, timeout=60)
+    records = [stack.producer().status(i) for i in good]
+    waits = [_seconds(r["updated_at"]) - _seconds(r["accepted_at"])  # type: ignore[index]
+             for r in records]
+    data = row(stack, poison + good, "one poison event among slow traffic", "one account "
+               "always answered with soap:Server; 50 others at 200 ms", time.monotonic() - started,
+               "pytest tests/chaos -k poison", slowest_good_s=round(max(waits), 2))
+    assert states[poison[0]] == "dead_letter"
+    assert {states[i] for i in good} == {"delivered"}
+    assert all(r["attempts"] == 1 for r in records)  # type: ignore[index]
+    assert counters(stack).get("circuit_opened:default", 0) == 0
+    assert max(waits) < 2 * 0.2 + 0.6  # one call of their own plus at most one more, and slack
+    assert data["lost"] == 0 and data["duplicated"] == 0
+
+
+def _seconds(iso: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(iso).timestamp()

@@ -432,3 +432,13 @@ def test_control_rejects_unknown_settings(sandbox: Sandbox) -> None:
 def test_nothing_listening_is_connect_failed() -> None:
     with pytest.raises(ConnectFailed, match="cannot connect"):
         call(f"http://127.0.0.1:{free_port()}/Services/Interaction.asmx", transport=QUICK)
+
+
+def test_a_poison_account_always_faults_and_records_nothing(sandbox: Sandbox) -> None:
+    sandbox.configure(poison_accounts=["7777777"])
+    for _ in range(3):
+        poison = fields({**VALID, "AccountId": "7777777"})
+        fault = fault_of(post(sandbox, envelope(poison)), "1.1")
+        assert fault.findtext("faultcode") == "soap:Server"
+    assert post(sandbox, envelope()).status_code == 200  # every other account is fine
+    assert sandbox.calls()["count"] == 1

@@ -1,0 +1,95 @@
+"""The consumer's own loops against a real Redis, with a stand-in for the SOAP call: a stop
+drains what is in hand and gives back what cannot finish; a lease taken over stops its call."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import redis
+from redis.asyncio import Redis as AsyncRedis
+
+from producers import Producer
+from relay.events import Interaction
+from relay.keys import Keys
+from worker.client import Endpoint
+from worker.consumer import Consumer
+from worker.moves import Moves
+from worker.settings import Settings
+from worker.soap import Reply
+
+KEYS = Keys()
+
+
+def consumer_run(redis_url: str, seconds: float,
+                 body: Callable[[Consumer, list[str]], Awaitable[None]], n: int = 3
+                 ) -> tuple[redis.Redis, list[str]]:
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    producer = Producer(redis_url)
+    ids = [producer.record(account_id="123456", location="STORE-001", interaction_type="VISIT",
+                           note=f"{i}") for i in range(n)]
+    producer.close()
+    settings = Settings.from_env({"RELAY_REDIS_URL": redis_url, "RELAY_SECURITY_TOKEN": "t",
+                                  "RELAY_LEASE": "5", "RELAY_HEARTBEAT": "0.2"})
+
+    async def call(event: Interaction, endpoint: Endpoint) -> Reply:
+        await asyncio.sleep(seconds)
+        return Reply(0, 1)
+
+    async def main() -> None:
+        aclient = AsyncRedis.from_url(redis_url)
+        consumer = Consumer(settings, Moves(aclient, settings), call)
+        task = asyncio.create_task(consumer.run())
+        while len(consumer.held) < n:
+            await asyncio.sleep(0.01)
+        await body(consumer, ids)
+        await asyncio.wait_for(task, 30)
+        await aclient.aclose()
+
+    asyncio.run(main())
+    return client, ids
+
+
+def states(client: redis.Redis, ids: list[str]) -> list[bytes | None]:
+    return [client.hget(KEYS.record("default", i), "s") for i in ids]  # type: ignore[misc]
+
+
+def test_stop_finishes_and_records_the_calls_in_hand(redis_url: str) -> None:
+    async def stop(consumer: Consumer, _: list[str]) -> None:
+        consumer.stop(drain=5)
+
+    client, ids = consumer_run(redis_url, 0.3, stop)
+    assert states(client, ids) == [b"delivered"] * 3
+    assert client.zcard(KEYS.held) == 0 and client.zcard(KEYS.due) == 0
+
+
+def test_stop_gives_back_the_calls_it_cannot_wait_for(redis_url: str) -> None:
+    async def stop(consumer: Consumer, _: list[str]) -> None:
+        await asyncio.sleep(0.1)  # the calls are out
+        consumer.stop(drain=0.2)
+
+    client, ids = consumer_run(redis_url, 30, stop)
+    assert states(client, ids) == [b"waiting"] * 3  # back in the queue, for the next worker
+    assert client.zcard(KEYS.held) == 0 and client.zcard(KEYS.due) == 3
+    # their calls had gone out, so the attempt stays charged
+    assert [client.hget(KEYS.record("default", i), "c") for i in ids] == [b"1"] * 3
+
+
+def test_a_lease_taken_over_stops_its_call(redis_url: str) -> None:
+    async def steal(consumer: Consumer, ids: list[str]) -> None:
+        client = redis.Redis.from_url(redis_url)
+        tasks = {h.task for h in consumer.held.values()}
+        for i in ids:  # another worker re-claimed them (as after this one froze)
+            client.hset(KEYS.record("default", i), "l", "other-token")
+        while consumer.figures.lost < 3:  # the next heartbeat finds out
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.01)
+        assert all(t is not None and t.cancelled() for t in tasks)  # our calls stopped
+        assert not consumer.held
+        consumer.stop(drain=0.5)
+
+    client, ids = consumer_run(redis_url, 30, steal)
+    # untouched: the other worker's leases stand
+    assert states(client, ids) == [b"held"] * 3
+    assert {client.hget(KEYS.record("default", i), "l") for i in ids} == {b"other-token"}
