@@ -31,6 +31,7 @@ unit: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.footprint
 
 chaos: $(STAMP)
 	$(BIN)/pytest -q tests/chaos

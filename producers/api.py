@@ -20,7 +20,7 @@ import redis
 from aiohttp import web
 
 from producers.openapi import spec
-from producers.producer import Producer
+from producers.producer import Producer, unknown_tenant
 from producers.prometheus import render
 from relay import keys
 from relay.deadletters import DeadLetters, Filter
@@ -156,12 +156,17 @@ async def post_batch(request: web.Request) -> web.Response:
         raise ValidationError.one("interactions", "max_items", f"must hold at most {BATCH_MAX}")
     results: list[dict[str, Any]] = []
     valid: list[tuple[int, Interaction]] = []
+    producer = request.app[PRODUCER]
+    tenants = await _run(request, producer.known_tenants)
     for index, item in enumerate(items):
         try:
-            valid.append((index, Interaction.create(**_fields(item))))
+            event = Interaction.create(**_fields(item))
+            if event.tenant not in tenants:  # refused before it can create a key or a label
+                raise unknown_tenant(event.tenant)
+            valid.append((index, event))
         except ValidationError as exc:
             results.append({"index": index, "status": "invalid", "errors": exc.as_dicts()})
-    news = await _run(request, request.app[PRODUCER].enqueue_many, [e for _, e in valid])
+    news = await _run(request, producer.enqueue_many, [e for _, e in valid])
     results += [{"index": index, **_accepted(request, event, new)}
                 for (index, event), new in zip(valid, news, strict=True)]
     results.sort(key=lambda r: int(r["index"]))
@@ -261,13 +266,15 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    view = await _run(request, overview, request.app[PRODUCER].redis, request.app[PRODUCER].keys)
+    producer = request.app[PRODUCER]
+    view = await _run(request, overview, producer.redis, producer.keys)
+    view["dead_letter_cap"] = producer.settings.dlq_max
     return web.Response(text=render(view), content_type="text/plain", charset="utf-8",
                         headers={"X-Content-Type-Options": "nosniff"})
 
 
-async def openapi(_: web.Request) -> web.Response:
-    return web.json_response(spec())
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(spec(await _run(request, request.app[PRODUCER].known_tenants)))
 
 
 def create_app(producer: Producer, settings: ApiSettings) -> web.Application:

@@ -260,13 +260,17 @@ def import_file(path: Path, enqueue: Callable[[Interaction], bool],
             if progress and report.lines % 500 == 0:
                 progress(report, min(1.0, binary.tell() / size))
             event = to_event(parsed, prefix, number, content)
+            if not isinstance(event, ValidationError):
+                try:
+                    added = enqueue(event)
+                except ValidationError as exc:  # e.g. a tenant the workers are not set up for
+                    event = exc
             if isinstance(event, ValidationError):
                 report.lines += 1
                 report.reject(number, str(event))
                 if reject:
                     reject(number, str(event))
                 continue
-            added = enqueue(event)
             report.lines += 1
             if added:
                 report.enqueued += 1

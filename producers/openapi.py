@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from relay.events import (
     ACCOUNT_ID_MAX,
     BLANK_CHARS,
+    DEFAULT_TENANT,
     EVENT_ID_MAX,
     NOTE_MAX,
     REFERENCE_MAX,
@@ -48,10 +50,11 @@ _BODY_ERRORS = {
 }
 
 
-def spec() -> dict[str, Any]:
+def spec(tenants: Iterable[str] | None = None) -> dict[str, Any]:
+    """The document; with ``tenants`` (those the workers serve) ``tenant`` lists them."""
     text = {"type": "string", "pattern": _XML_TEXT}
     reference = {**text, "minLength": 1, "maxLength": REFERENCE_MAX, "pattern": _NOT_BLANK}
-    interaction = {
+    interaction: dict[str, Any] = {
         "type": "object", "additionalProperties": False,
         "required": ["account_id", "location", "interaction_type"],
         "properties": {
@@ -72,6 +75,12 @@ def spec() -> dict[str, Any]:
                                       {"type": "string", "format": "date-time"}]},
         },
     }
+    if tenants is not None:
+        names = sorted(tenants)
+        # an absent or empty tenant means "default": allowed only when default is served
+        interaction["properties"]["tenant"]["enum"] = [
+            *names, *([None, ""] if DEFAULT_TENANT in names else [])]
+
     accepted = {"type": "object", "required": ["event_id", "status", "status_url"],
                 "properties": {"event_id": {"type": "string"},
                                "status": {"enum": ["accepted", "duplicate"]},

@@ -47,6 +47,13 @@ def render(view: dict[str, Any]) -> str:
            [("", view["scheduled"])])
     metric("relay_parked", "gauge", "Events waiting for their tenant's circuit to close.",
            [("", view["parked"])])
+    metric("relay_dead_letters_dropped_total", "counter",
+           "Dead letters dropped past RELAY_DLQ_MAX or RELAY_DLQ_MAX_AGE (off by default).",
+           [("", counters.get("dead_letters_dropped", 0)
+             + counters.get("dead_letters_expired", 0))])
+    if view.get("dead_letter_cap"):
+        metric("relay_dead_letters_cap", "gauge", "RELAY_DLQ_MAX: the dead-letter store's cap.",
+               [("", view["dead_letter_cap"])])
     metric("relay_stale_outcomes_total", "counter",
            "Late outcomes ignored because another worker held the event (possible duplicates).",
            [("", counters.get("stale", 0))])

@@ -18,6 +18,7 @@ from typing import Any, cast
 import redis
 
 from relay import keys as keynames
+from relay.connect import server_ms
 from relay.keys import Keys
 from relay.scripts import register
 from relay.status import DEAD_LETTER, fields, iso
@@ -85,7 +86,7 @@ class DeadLetters:
                 ) -> Iterator[dict[str, Any]]:
         """Oldest first, read in pages so an export of millions stays flat in memory."""
         flt = flt or Filter()
-        now_ms = _server_ms(self.redis)
+        now_ms = server_ms(self.redis)
         found, start = 0, 0
         while limit is None or found < limit:
             page = cast(list[tuple[bytes, float]], self.redis.zrange(
@@ -129,8 +130,3 @@ class DeadLetters:
 def _chunks(members: Sequence[str]) -> Iterable[Sequence[str]]:
     for i in range(0, len(members), PAGE):
         yield members[i:i + PAGE]
-
-
-def _server_ms(client: redis.Redis) -> float:
-    seconds, micros = client.time()
-    return seconds * 1000 + micros / 1000

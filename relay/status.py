@@ -14,7 +14,9 @@ from typing import Any
 
 import redis
 
-from relay.keys import Keys
+from relay.connect import server_ms
+from relay.keys import member
+from relay.settings import StoreSettings
 
 # Where an event can be (one at a time); the last three never change except by replay.
 WAITING, PARKED, HELD = "waiting", "parked", "held"
@@ -68,13 +70,31 @@ def view(tenant: str, event_id: str, raw: dict[bytes, bytes], history: list[byte
     return out
 
 
-def read(client: redis.Redis, keys: Keys, tenant: str, event_id: str) -> dict[str, Any] | None:
-    """The event's status record, or None when unknown (or expired)."""
+def read(client: redis.Redis, store: StoreSettings, tenant: str, event_id: str
+         ) -> dict[str, Any] | None:
+    """The event's status record, or None when unknown (or past the dedupe window). An event
+    that ended delivered or rejected is only its outcome then, plus any attempt history."""
+    keys, m = store.keys, member(tenant, event_id)
+    bucket = server_ms(client) // store.bucket_ms
     pipe = client.pipeline(transaction=False)
     pipe.hgetall(keys.record(tenant, event_id))
     pipe.lrange(keys.history(tenant, event_id), 0, -1)
-    raw, history = pipe.execute()
-    return view(tenant, event_id, raw, history) if raw else None
+    for b in range(bucket, bucket - store.buckets - 1, -1):
+        pipe.hget(keys.done(b), m)
+    raw, history, *ended = pipe.execute()
+    if raw:
+        return view(tenant, event_id, raw, history)
+    found = next((_text(v) for v in ended if v), None)
+    if found is None:
+        return None
+    outcome = found.partition(":")[0]  # "<d|r><id or code>:<token>"
+    out: dict[str, Any] = {"tenant": tenant, "event_id": event_id}
+    if outcome.startswith("d"):
+        out.update(state=DELIVERED, interaction_id=int(outcome[1:]))
+    else:
+        out.update(state=REJECTED, last_code=int(outcome[1:]) if outcome[1:] else None)
+    out["history"] = [_entry(h) for h in history]
+    return out
 
 
 def _entry(raw: bytes) -> dict[str, Any]:

@@ -135,16 +135,45 @@ def counters(client: Any) -> dict[str, int]:
     return {k.decode(): int(float(v)) for k, v in client.hgetall(Keys().stats).items()}
 
 
+def states(client: Any, ids: list[str], tenant: str = "default") -> dict[str, str]:
+    """Each event's state, for many events in two round trips ('' when unknown)."""
+    from relay.connect import server_ms
+    from relay.keys import member
+    from relay.settings import StoreSettings
+
+    store = StoreSettings()
+    keys = store.keys
+    pipe = client.pipeline(transaction=False)
+    for i in ids:
+        pipe.hget(keys.record(tenant, i), "s")
+    found = {i: (s or b"").decode() for i, s in zip(ids, pipe.execute(), strict=True)}
+    ended = [i for i, s in found.items() if not s]
+    if ended:
+        bucket = server_ms(client) // store.bucket_ms
+        pipe = client.pipeline(transaction=False)
+        for i in ended:
+            for b in range(bucket, bucket - store.buckets - 1, -1):
+                pipe.hget(keys.done(b), member(tenant, i))
+        answers = pipe.execute()
+        width = store.buckets + 1
+        for n, i in enumerate(ended):
+            outcome = next((a for a in answers[n * width:(n + 1) * width] if a), b"")
+            found[i] = {b"d": "delivered", b"r": "rejected"}.get(outcome[:1], "")
+    return found
+
+
 def members(client: Any, key: str) -> list[str]:
     """Every member of a sorted set, as text."""
     return [m.decode() for m in client.zrange(key, 0, -1)]
 
 
 def clear_app_data(client: Any) -> None:
-    """Delete the relay's own keys (not Celery's, which a running worker needs)."""
+    """Delete the relay's own keys, but not its configuration (the tenants a running worker
+    registered) nor Celery's keys, which a running worker needs."""
     from relay.keys import Keys
 
-    batch = list(client.scan_iter(match=Keys().pattern(), count=1000))
+    keep = Keys().tenants.encode()
+    batch = [k for k in client.scan_iter(match=Keys().pattern(), count=1000) if k != keep]
     if batch:
         client.delete(*batch)
 
@@ -162,7 +191,9 @@ def start_worker(env: dict[str, str], log: Path, *extra: str) -> Worker:
     """One worker process (``--processes 1``), so its PID is the one to signal."""
     proc = start(["-m", "relay", "worker", "--processes", "1", *extra], env=env, log=log)
     try:
-        wait_until(lambda: "relay worker ready" in log.read_text(errors="replace")
+        # this process's own line: a log shared with an earlier worker already has one
+        ready = f"relay worker ready (pid {proc.pid})"
+        wait_until(lambda: ready in log.read_text(errors="replace")
                    or proc.poll() is not None, 30, 0.1, "worker ready")
         if proc.poll() is not None:
             raise RuntimeError(f"worker exited: {log.read_text()[-2000:]}")

@@ -12,21 +12,26 @@ import logging
 import os
 from typing import Any
 
+import redis
 from celery import Celery, signals
 from celery.worker.control import inspect_command
 
+from relay import connect, redis_checks, tenants
+from relay.errors import ConfigError
 from relay.sentry import init_sentry
+from relay.settings import mask_url
 from worker import step
 from worker.observe import configure_logging
 from worker.settings import Settings
 
 settings = Settings.from_env()
+broker_url, broker_options = connect.celery_broker(settings.redis_url, settings.broker_url)
 app = Celery("relay", set_as_current=False)
 app.conf.update(
-    broker_url=settings.redis_url,
+    broker_url=broker_url,
     broker_connection_retry_on_startup=True,
     # Celery's own keys (remote control, heartbeats) under one prefix, apart from ours.
-    broker_transport_options={"global_keyprefix": "relay-celery:"},
+    broker_transport_options={"global_keyprefix": "relay-celery:", **broker_options},
     accept_content=["json"], task_serializer="json", result_serializer="json",
     result_backend=None, task_ignore_result=True,
     worker_hijack_root_logger=False,
@@ -61,10 +66,30 @@ def _sentry(**_: Any) -> None:
                 integrations=[CeleryIntegration(monitor_beat_tasks=False)])
 
 
+def prepare(client: Any) -> None:
+    """Before the first event: refuse a Redis that can lose events (one line saying what to
+    set), warn about what a crash could lose, and publish the tenants this worker serves."""
+    for finding in redis_checks.findings(client):
+        if finding.level == "fail":
+            raise ConfigError(finding.detail)
+        if finding.level == "warn":
+            log.warning("%s", finding.detail)
+    tenants.register(client, settings.store.keys, settings.tenants)
+
+
 def start_worker(argv: list[str]) -> int:
     """One Celery worker node running the consumer; our defaults first, so later arguments
     override them. Without ``-n``, the node is ``relay-<pid>@<host>`` (unique per process)."""
     configure_logging(settings.log_json)
+    settings.check_tokens()
+    client = connect.client(settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
+    try:
+        prepare(client)
+    except redis.RedisError as exc:
+        log.warning("Redis at %s did not answer at start-up (%s); the consumer keeps trying",
+                    mask_url(settings.redis_url), type(exc).__name__)
+    finally:
+        client.close()
     name = [] if any(a in ("-n", "--hostname") or a.startswith("--hostname=") for a in argv) \
         else ["-n", f"relay-{os.getpid()}@%h"]
     app.worker_main(["worker", *CELERY_ARGS, *name, *argv])

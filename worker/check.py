@@ -12,6 +12,7 @@ import aiohttp
 import redis
 import xmltodict
 
+from relay import connect, redis_checks
 from relay.settings import mask_url
 from worker.client import Endpoint
 from worker.settings import Settings
@@ -23,6 +24,7 @@ class Check:
     name: str
     ok: bool
     detail: str
+    warning: bool = False  # ok, at a risk the detail states
 
 
 def effective_settings(settings: Settings) -> dict[str, Any]:
@@ -45,7 +47,7 @@ def effective_settings(settings: Settings) -> dict[str, Any]:
 
 
 def run_checks(settings: Settings) -> list[Check]:
-    checks = [_redis(settings.redis_url)]
+    checks = _redis(settings.redis_url)
     for name, endpoint in settings.tenants.items():
         if not endpoint.token:
             checks.append(Check(f"{name}: token", False, "no security token set "
@@ -54,14 +56,18 @@ def run_checks(settings: Settings) -> list[Check]:
     return checks
 
 
-def _redis(url: str) -> Check:
+def _redis(url: str) -> list[Check]:
+    """Reachable, and fit for the relay (eviction policy, persistence: relay/redis_checks)."""
     try:
-        client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+        client = connect.client(url, socket_connect_timeout=2, socket_timeout=2)
         client.ping()
+        found = redis_checks.findings(client)
         client.close()
     except redis.RedisError as exc:
-        return Check("redis", False, f"{mask_url(url)}: {type(exc).__name__}: {exc}")
-    return Check("redis", True, f"{mask_url(url)} answers PING")
+        return [Check("redis", False, f"{mask_url(url)}: {type(exc).__name__}: {exc}")]
+    return [Check("redis", True, f"{mask_url(url)} answers PING"),
+            *(Check(f.name, f.level != "fail", f.detail, warning=f.level == "warn")
+              for f in found)]
 
 
 async def _endpoint(name: str, endpoint: Endpoint, timeout: float) -> list[Check]:

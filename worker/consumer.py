@@ -338,16 +338,30 @@ class Consumer:
             self._idle.set()
 
     async def _chores_loop(self) -> None:
+        passes = 0
         while True:
             await asyncio.sleep(CHORES_S)
+            passes += 1
             try:
                 while await self.moves.reap() >= 500:
                     pass
                 await self.moves.unpark()
+                if passes % 60 == 1:  # a minute apart: tenants, the dead-letter store's limits
+                    await self.moves.announce_tenants()
+                    await self._dead_letter_limits()
             except redis.RedisError as exc:
                 self._redis_error("chores", exc)
             except Exception:
                 log.exception("chores failed; carrying on")
+
+    async def _dead_letter_limits(self) -> None:
+        dropped = await self.moves.prune()
+        if dropped:
+            log.warning("dropped %d dead letters older than RELAY_DLQ_MAX_AGE", dropped)
+        cap = self.settings.store.dlq_max
+        if cap and (size := await self.moves.dead_letters()) >= 0.9 * cap:
+            log.warning("the dead-letter store holds %d of its cap of %d (RELAY_DLQ_MAX): "
+                        "past it the oldest are dropped; replay or purge them", size, cap)
 
     def _redis_error(self, what: str, exc: redis.RedisError) -> None:
         self.figures.redis_errors += 1

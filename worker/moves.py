@@ -55,10 +55,10 @@ class Moves:
                        ) -> list[tuple[str, bool]]:
         """Write each plan if its claim still holds the event: per item ('ok' | 'stale' |
         'done', whether it opened the tenant's circuit)."""
-        k, b = self.keys, self.settings.breaker
-        args: list[Any] = [k.prefix, self.settings.store.retention, b.threshold,
-                           int(b.window * 1000), int(b.cooldown * 1000),
-                           int(b.max_cooldown * 1000), HISTORY_MAX]
+        k, b, store = self.keys, self.settings.breaker, self.settings.store
+        args: list[Any] = [k.prefix, store.retention, b.threshold, int(b.window * 1000),
+                           int(b.cooldown * 1000), int(b.max_cooldown * 1000), HISTORY_MAX,
+                           store.bucket_ms, store.dlq_max]
         for claim, plan in done:
             args += [claim.member, claim.token, plan.kind.value, int(plan.refund),
                      plan.breaker.value, plan.delay_ms, _blank(plan.code), plan.signal,
@@ -73,6 +73,21 @@ class Moves:
         k = self.keys
         return int(await self._scripts["reap"](keys=[k.held, k.due, k.stats],
                                                args=[k.prefix, limit]))
+
+    async def prune(self, limit: int = 1000) -> int:
+        """Drop dead letters past ``RELAY_DLQ_MAX_AGE`` (when set); returns how many."""
+        k, age = self.keys, self.settings.store.dlq_max_age
+        if not age:
+            return 0
+        return int(await self._scripts["prune"](keys=[k.dlq, k.stats],
+                                                args=[k.prefix, age * 1000, limit]))
+
+    async def announce_tenants(self) -> None:
+        """Keep this worker's tenants in the set the edge checks (after a Redis that lost it)."""
+        await self.redis.sadd(self.keys.tenants, *sorted(self.settings.tenants))
+
+    async def dead_letters(self) -> int:
+        return int(await self.redis.zcard(self.keys.dlq))
 
     async def unpark(self, limit: int = 1000) -> int:
         k = self.keys

@@ -76,12 +76,13 @@ class Settings:
     batch: int = 128
     drain: float = 30.0
     log_json: bool = False
+    broker_url: str = ""  # Celery's broker, when not the relay's Redis (RELAY_BROKER_URL)
     sentry_dsn: Secret = field(default_factory=lambda: Secret(""))
     environment: str = "production"
 
     def __repr__(self) -> str:
         parts = [f"{f.name}={getattr(self, f.name)!r}" for f in fields(self)
-                 if f.name != "policy"]
+                 if f.name not in ("policy", "broker_url")]
         return f"Settings({', '.join(parts)})"
 
     @property
@@ -92,6 +93,17 @@ class Settings:
     def probe_s(self) -> float:
         """How long a half-open circuit waits on its probe before letting another through."""
         return self.transport.total_timeout + self.leases.lease
+
+    def check_tokens(self) -> None:
+        """A worker must not send an empty token: refuse to start, naming the tenants."""
+        if not self.tenants:
+            raise ConfigError("no tenant to deliver for: set RELAY_SECURITY_TOKEN (the default "
+                              "tenant) or RELAY_TENANTS")
+        missing = sorted(name for name, e in self.tenants.items() if not e.token)
+        if missing:
+            raise ConfigError(f"no security token for tenant(s) {', '.join(missing)}: set "
+                              "RELAY_SECURITY_TOKEN (default tenant) or their 'token' in "
+                              "RELAY_TENANTS")
 
     def endpoint(self, tenant: str) -> Endpoint:
         try:
@@ -110,7 +122,10 @@ class Settings:
                            token=Secret(get("RELAY_SECURITY_TOKEN", "")),
                            namespace=get("RELAY_SOAP_NAMESPACE") or DEFAULT_NAMESPACE,
                            action=get("RELAY_SOAP_ACTION") or None, version=version)
-        tenants = {DEFAULT_TENANT: default, **_tenants(get("RELAY_TENANTS", ""), default)}
+        table = _tenants(get("RELAY_TENANTS", ""), default)
+        # The default tenant exists when it has a token, or when there is no table at all (so
+        # a worker without any token is refused with one line rather than sending empty ones).
+        tenants = {**({DEFAULT_TENANT: default} if default.token or not table else {}), **table}
         leases = LeaseSettings(lease=_num(values, "RELAY_LEASE", 10.0),
                                heartbeat=_num(values, "RELAY_HEARTBEAT", 2.0),
                                redis_timeout=_num(values, "RELAY_REDIS_TIMEOUT", 2.0))
@@ -141,6 +156,7 @@ class Settings:
             batch=max(1, int(_num(values, "RELAY_BATCH", 128))),
             drain=_num(values, "RELAY_DRAIN_TIMEOUT", 30.0),
             log_json=get("RELAY_LOG_FORMAT", "text") == "json",
+            broker_url=get("RELAY_BROKER_URL", ""),
             sentry_dsn=Secret(get("RELAY_SENTRY_DSN") or get("SENTRY_DSN") or ""),
             environment=get("RELAY_ENVIRONMENT", "production"),
         )

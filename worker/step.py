@@ -15,8 +15,8 @@ import threading
 from typing import Any
 
 from celery import bootsteps
-from redis.asyncio import Redis
 
+from relay import connect
 from relay.events import Interaction
 from worker.client import Endpoint, SoapClient
 from worker.consumer import Consumer, figures_of
@@ -55,8 +55,9 @@ class ConsumerThread(threading.Thread):
 
     async def _main(self) -> None:
         s = self.settings
-        client = Redis.from_url(s.redis_url, socket_connect_timeout=s.leases.redis_timeout,
-                                socket_timeout=s.leases.redis_timeout, health_check_interval=30)
+        client = connect.async_client(s.redis_url, socket_connect_timeout=s.leases.redis_timeout,
+                                      socket_timeout=s.leases.redis_timeout,
+                                      health_check_interval=30)
         transport = AiohttpTransport(s.transport)
         soap = SoapClient(transport)
         guard = s.transport.total_timeout + 5

@@ -242,7 +242,8 @@ def check(args: argparse.Namespace) -> int:
     data: dict[str, Any] = {"settings": effective_settings(settings),
                             "checks": [r.__dict__ for r in results],
                             "ok": all(r.ok for r in results)}
-    lines = [f"[{'ok' if r.ok else 'FAIL'}] {r.name}: {r.detail}" for r in results]
+    lines = [f"[{'FAIL' if not r.ok else 'WARN' if r.warning else 'ok'}] {r.name}: {r.detail}"
+             for r in results]
     emit(data, args.json, "\n".join(lines))
     return exitcodes.OK if data["ok"] else exitcodes.FAILURE
 

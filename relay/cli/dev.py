@@ -18,8 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import redis
-
+from relay import connect
 from relay.overview import one_line, overview
 from relay.settings import DEV_ENV_FILE, StoreSettings
 
@@ -139,7 +138,7 @@ def _interrupt(*_: Any) -> None:
 
 
 def _live(url: str, children: list[tuple[str, subprocess.Popen[bytes]]]) -> None:
-    client = redis.Redis.from_url(url)
+    client = connect.client(url)
     keys = StoreSettings.from_env().keys
     tty = sys.stdout.isatty()
     last = ""

@@ -14,7 +14,7 @@ from importlib.resources import files
 from typing import Any
 
 NAMES = ("enqueue", "claim", "extend", "complete", "reap", "unpark", "replay", "purge",
-         "overview")
+         "prune", "overview")
 
 
 @functools.cache

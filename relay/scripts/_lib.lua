@@ -12,3 +12,36 @@ end
 local function rec(m) return P .. 'e:' .. m end
 local function hist(m) return P .. 'h:' .. m end
 local function tenant_of(m) return string.match(m, '^([^/]*)/') end
+
+-- Ended events (delivered, rejected) are kept as one field each in a hash per time bucket,
+-- for the dedupe window: far smaller than a key per event.
+local function done_key(bucket) return P .. 'done:' .. bucket end
+
+-- The outcome `m` ended with, if within the last `windows` buckets of `span_ms`, else false.
+local function ended(m, now, span_ms, windows)
+  local bucket = math.floor(now / span_ms)
+  for i = 0, windows do
+    local v = redis.call('HGET', done_key(bucket - i), m)
+    if v then return v end
+  end
+  return false
+end
+
+-- Commands over many members, in chunks Lua's unpack can take.
+local function each_chunk(list, fn)
+  for i = 1, #list, 1000 do
+    fn(unpack(list, i, math.min(i + 999, #list)))
+  end
+end
+
+-- Counters summed over a whole call and written once per field at the end.
+local function tally()
+  local t = {}
+  return t, function(field, n) t[field] = (t[field] or 0) + (n or 1) end
+end
+
+local function flush(stats, counts)
+  for field, n in pairs(counts) do
+    if n ~= 0 then redis.call('HINCRBY', stats, field, n) end
+  end
+end

@@ -38,13 +38,16 @@ local function slot(tenant)
   return wait
 end
 
+local go, leave = {}, {}  -- members to lease; members leaving `due`
+local orphans = 0
 for _, m in ipairs(due) do
   local key = rec(m)
   local tenant = tenant_of(m)
-  if redis.call('HGET', key, 's') ~= 'waiting' then
+  local r = redis.call('HMGET', key, 's', 'm', 't0', 'a', 'c')
+  if r[1] ~= 'waiting' then
     -- an index entry without a waiting record: never expected; drop it, count it
-    redis.call('ZREM', KEYS[1], m)
-    redis.call('HINCRBY', KEYS[6], 'orphans', 1)
+    leave[#leave + 1] = m
+    orphans = orphans + 1
   else
     local c = circuit(tenant)
     local park = false
@@ -52,7 +55,7 @@ for _, m in ipairs(due) do
       park = now < c.open_until or (c.probe ~= '' and c.probe ~= m and now < c.probe_until)
     end
     if park then
-      redis.call('ZREM', KEYS[1], m)
+      leave[#leave + 1] = m
       redis.call('RPUSH', P .. 'park:' .. tenant, m)
       redis.call('SADD', KEYS[5], tenant)
       redis.call('HSET', key, 's', 'parked', 't', now)
@@ -68,17 +71,27 @@ for _, m in ipairs(due) do
           c.probe_until = now + delay + probe_ms
           redis.call('HSET', KEYS[4], tenant, cjson.encode(c))
         end
-        local token = redis.call('INCR', KEYS[3])
-        redis.call('ZREM', KEYS[1], m)
-        redis.call('ZADD', KEYS[2], now + delay + lease, m)
-        local attempts = redis.call('HINCRBY', key, 'a', 1)
-        local charged = redis.call('HINCRBY', key, 'c', 1)
-        redis.call('HSET', key, 's', 'held', 'l', token, 't', now)
-        local f = redis.call('HMGET', key, 'm', 't0')
-        out[#out + 1] = {m, token, f[1] or '', attempts, charged, f[2] or now, probe,
-                         math.ceil(delay)}
+        go[#go + 1] = {m, key, r, probe, delay}
       end
     end
   end
 end
+local leases = {}
+if #go > 0 then
+  local first = redis.call('INCRBY', KEYS[3], #go) - #go
+  for i, g in ipairs(go) do
+    local m, key, r, probe, delay = g[1], g[2], g[3], g[4], g[5]
+    local token = first + i
+    local attempts, charged = (tonumber(r[4]) or 0) + 1, (tonumber(r[5]) or 0) + 1
+    redis.call('HSET', key, 's', 'held', 'l', token, 't', now, 'a', attempts, 'c', charged)
+    leave[#leave + 1] = m
+    leases[#leases + 1] = now + delay + lease
+    leases[#leases + 1] = m
+    out[#out + 1] = {m, token, r[2] or '', attempts, charged, r[3] or now, probe,
+                     math.ceil(delay)}
+  end
+end
+each_chunk(leave, function(...) redis.call('ZREM', KEYS[1], ...) end)
+each_chunk(leases, function(...) redis.call('ZADD', KEYS[2], ...) end)
+if orphans > 0 then redis.call('HINCRBY', KEYS[6], 'orphans', orphans) end
 return {now, out}

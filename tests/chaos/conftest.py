@@ -16,6 +16,7 @@ import redis
 
 from producers import Producer
 from relay.keys import Keys
+from tests import helpers
 from tests.helpers import (
     Sandbox,
     Worker,
@@ -100,11 +101,7 @@ class Stack:
         return Producer(self.valkey.url)
 
     def states(self, ids: list[str], tenant: str = "default") -> dict[str, str]:
-        client = self.redis
-        pipe = client.pipeline(transaction=False)
-        for i in ids:
-            pipe.hget(KEYS.record(tenant, i), "s")
-        return {i: (s or b"").decode() for i, s in zip(ids, pipe.execute(), strict=True)}
+        return helpers.states(self.redis, ids, tenant)
 
     def wait_terminal(self, ids: list[str], timeout: float = 60, tenant: str = "default"
                       ) -> dict[str, str]:

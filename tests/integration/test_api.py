@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import negative_data_rejection
 
 from producers.openapi import spec
+from relay.keys import Keys
 from tests.helpers import free_port, port_open, start, stop, wait_until
 
 KEY, ADMIN = "test-api-key", "test-admin-key"
@@ -141,7 +142,8 @@ def test_redis_down_is_503_with_retry_after(dead_redis_api: Api) -> None:
         assert "Traceback" not in r.text
 
 
-schema = schemathesis.openapi.from_dict(spec())
+# As served: no worker registered tenants here, so only "default" is accepted.
+schema = schemathesis.openapi.from_dict(spec(["default"]))
 
 
 @schema.parametrize()
@@ -153,3 +155,31 @@ def test_api_matches_its_openapi(case: schemathesis.Case[Any], api: Api) -> None
     # with it; schemathesis' negative-data check does not count 413 as a refusal.
     excluded: list[Any] = [negative_data_rejection] if response.status_code == 413 else []
     case.validate_response(response, excluded_checks=excluded)
+
+
+def test_invented_tenants_create_no_keys_labels_or_counters(api: Api, redis_url: str) -> None:
+    """3,000 tenant names a caller makes up are refused at the edge (422 per item, naming the
+    field), so they cannot grow the keyspace, /metrics or any counter."""
+    client = redis.Redis.from_url(redis_url)
+    api.post("/v1/interactions", json={**GOOD, "event_id": "warm-up"})  # counters exist
+    keys_before = client.dbsize()
+    stats_before = client.hgetall(Keys().stats)
+    metrics_before = api.get("/metrics").text.splitlines()
+    for batch in range(6):  # 3,000 names, within the API's body limit
+        items = [{**GOOD, "tenant": f"made-up-{batch}-{i}"} for i in range(500)]
+        r = api.post("/v1/interactions/batch", json={"interactions": items})
+        assert r.status_code == 202 and r.json()["accepted"] == 0
+        errors = {e["field"] + ":" + e["rule"] for item in r.json()["results"]
+                  for e in item["errors"]}
+        assert errors == {"tenant:unknown"}
+    single = api.post("/v1/interactions", json={**GOOD, "tenant": "made-up-x"})
+    assert single.status_code == 422 and single.json()["errors"][0]["field"] == "tenant"
+    assert client.dbsize() == keys_before
+    assert client.hgetall(Keys().stats) == stats_before
+    assert len(api.get("/metrics").text.splitlines()) == len(metrics_before)
+
+
+def test_the_served_document_lists_the_tenants(api: Api) -> None:
+    tenant = api.get("/openapi.json").json()["components"]["schemas"]["Interaction"][
+        "properties"]["tenant"]
+    assert tenant["enum"] == ["default", None, ""]

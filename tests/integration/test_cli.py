@@ -26,8 +26,8 @@ def test_check_reads_the_wsdl_and_masks_secrets(sandbox: Sandbox, redis_url: str
     data = json.loads(ok.stdout)
     assert ok.returncode == 0, ok.stdout
     assert {c["name"]: c["ok"] for c in data["checks"]} == {
-        "redis": True, "default: endpoint": True, "default: namespace": True,
-        "default: soapAction": True}
+        "redis": True, "redis: eviction": True, "redis: persistence": True,
+        "default: endpoint": True, "default: namespace": True, "default: soapAction": True}
     assert "tok-visible?" not in ok.stdout and data["settings"]["tenants"]["default"][
         "token"] == "***"
     wrong = relay("check", env={**env, "RELAY_SOAP_NAMESPACE": "https://example.invalid/ns/"})

@@ -10,8 +10,10 @@ import redis
 from redis.asyncio import Redis as AsyncRedis
 
 from producers import Producer
+from relay import status
 from relay.events import Interaction
 from relay.keys import Keys
+from relay.settings import StoreSettings
 from worker.client import Endpoint
 from worker.consumer import Consumer
 from worker.moves import Moves
@@ -52,7 +54,8 @@ def consumer_run(redis_url: str, seconds: float,
 
 
 def states(client: redis.Redis, ids: list[str]) -> list[bytes | None]:
-    return [client.hget(KEYS.record("default", i), "s") for i in ids]  # type: ignore[misc]
+    found = [status.read(client, StoreSettings(), "default", i) for i in ids]
+    return [None if r is None else str(r["state"]).encode() for r in found]
 
 
 def test_stop_finishes_and_records_the_calls_in_hand(redis_url: str) -> None:

@@ -173,7 +173,7 @@ def test_a_clean_file_exits_0_and_prints_its_summary(tmp_path: Path, redis_url: 
 def test_a_dead_letter_export_reimports(tmp_path: Path, redis_url: str) -> None:
     client = redis.Redis.from_url(redis_url)
     client.flushdb()
-    event = {"tenant": "acme", "event_id": "dl-1", "account_id": "123456",
+    event = {"tenant": "default", "event_id": "dl-1", "account_id": "123456",
              "location": "STORE-001", "interaction_type": "VISIT", "note": "fixed",
              "occurred_at": "2026-11-27T10:00:00+00:00"}
     dead = {"code": 503, "signal": "code:503", "reason": "account locked", "attempts": 1,

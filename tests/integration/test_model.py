@@ -23,6 +23,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from redis.asyncio import Redis as AsyncRedis
 
 from producers import Producer
+from relay import status, tenants
 from relay.deadletters import DeadLetters
 from relay.events import Interaction
 from relay.keys import Keys, member, split
@@ -57,6 +58,7 @@ def make_machine(redis_url: str) -> type[RuleBasedStateMachine]:
             super().__init__()
             self.sync = redis.Redis.from_url(redis_url)
             self.sync.flushdb()
+            tenants.register(self.sync, KEYS, ["acme", "globex"])
             self.loop = asyncio.new_event_loop()
             self.client = AsyncRedis.from_url(redis_url)
             base = Settings.from_env({
@@ -176,8 +178,8 @@ def make_machine(redis_url: str) -> type[RuleBasedStateMachine]:
                 self.calls.pop(m, None)  # a replay grants a fresh budget
 
         def _state(self, m: str) -> str:
-            raw = self.sync.hget(KEYS.record(*split(m)), "s")
-            return raw.decode() if isinstance(raw, bytes) else ""
+            record = status.read(self.sync, self.settings.store, *split(m))
+            return "" if record is None else str(record["state"])
 
         @invariant()
         def each_event_in_exactly_one_state(self) -> None:

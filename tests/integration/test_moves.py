@@ -16,9 +16,11 @@ import redis
 from redis.asyncio import Redis as AsyncRedis
 
 from producers import EnqueueError, Producer
+from relay import status, tenants
 from relay.deadletters import DeadLetters
 from relay.events import Interaction
 from relay.keys import Keys, member
+from relay.settings import StoreSettings
 from worker.moves import Moves
 from worker.plan import Breaker, Claim, Kind, Plan
 from worker.settings import Settings
@@ -49,6 +51,7 @@ def run(redis_url: str, scenario: Callable[[Moves], Awaitable[T]], **env: str) -
 def client(redis_url: str) -> redis.Redis:
     c = redis.Redis.from_url(redis_url)
     c.flushdb()
+    tenants.register(c, KEYS, ["default", "acme", "globex"])  # as workers do at start-up
     return c
 
 
@@ -64,8 +67,8 @@ def enqueue(redis_url: str, *specs: tuple[str, str]) -> list[bool]:
 
 
 def state(client: redis.Redis, tenant: str, event_id: str) -> str | None:
-    raw = client.hget(KEYS.record(tenant, event_id), "s")
-    return raw.decode() if isinstance(raw, bytes) else raw
+    record = status.read(client, StoreSettings(), tenant, event_id)
+    return None if record is None else str(record["state"])
 
 
 def test_dedupe_is_per_tenant_and_ids_cannot_collide(redis_url: str, client: redis.Redis
@@ -84,7 +87,7 @@ def test_dedupe_is_per_tenant_and_ids_cannot_collide(redis_url: str, client: red
     assert run(redis_url, deliver_all) == ["ok"] * 6
     assert {state(client, t, e) for t, e in specs} == {"delivered"}
     for key in client.scan_iter(match=KEYS.pattern()):
-        assert client.type(key) in (b"hash", b"zset", b"string"), key  # no stray lists
+        assert client.type(key) in (b"hash", b"zset", b"string", b"set"), key  # no stray lists
 
 
 def test_claim_leases_with_a_token_and_delivery_compacts_the_record(
@@ -103,11 +106,16 @@ def test_claim_leases_with_a_token_and_delivery_compacts_the_record(
     assert claim.tenant == "default" and claim.event_id == "e1"
     assert Interaction.from_payload("default", "e1", claim.payload).location == "STORE-001"
     assert result == [("ok", False)]
-    record = client.hgetall(KEYS.record("default", "e1"))
-    assert record[b"s"] == b"delivered" and record[b"i"] == b"7"
-    assert b"m" not in record and b"l" not in record  # the message goes, the lease too
-    assert 0 < client.ttl(KEYS.record("default", "e1")) <= 7 * 86400
+    # the record goes; one field in the current done bucket keeps the outcome for the window
+    assert not client.exists(KEYS.record("default", "e1"))
+    [bucket] = client.scan_iter(match=KEYS.prefix + "done:*")
+    assert client.hgetall(bucket) == {b"default/e1": b"d7"}
+    assert 7 * 86400 < client.ttl(bucket) <= 7 * 86400 * 4 // 3
     assert not client.exists(KEYS.history("default", "e1"))  # never failed: no history
+    assert status.read(client, StoreSettings(), "default", "e1") == {
+        "tenant": "default", "event_id": "e1", "state": "delivered", "interaction_id": 7,
+        "history": []}
+    assert enqueue(redis_url, ("default", "e1")) == [False]  # still deduped
     assert client.zcard(KEYS.held) == 0
 
 
@@ -126,16 +134,29 @@ def test_a_stale_worker_changes_nothing(redis_url: str, client: redis.Redis) -> 
         late_retry = Plan(Kind.RETRY, signal="timeout", reason="late", delay_ms=0)
         first = await m.complete([(a, late_retry)])
         second = await m.complete([(b, DELIVERED)])
-        again = await m.complete([(b, DELIVERED)])  # the reply to B's call was lost: retried
         late = await m.complete([(a, late_retry)])
-        return first, second, again, late
+        return first, second, late
 
-    first, second, again, late = run(redis_url, scenario)
+    first, second, late = run(redis_url, scenario)
     assert first == [("stale", False)] and second == [("ok", False)]
-    assert again == [("done", False)] and late == [("stale", False)]
+    assert late == [("stale", False)]
     assert state(client, "default", "e1") == "delivered"
     assert client.zcard(KEYS.due) == 0 and client.zcard(KEYS.held) == 0
     assert int(client.hget(KEYS.stats, "stale") or 0) == 2
+
+
+def test_a_retried_completion_is_recognised(redis_url: str, client: redis.Redis) -> None:
+    """The reply to a completion was lost and the worker sends it again: applied once."""
+    enqueue(redis_url, ("default", "e1"))
+    retry = Plan(Kind.RETRY, signal="code:1", code=1, reason="x", delay_ms=60_000)
+
+    async def scenario(m: Moves) -> list[list[tuple[str, bool]]]:
+        [c] = await m.claim(1)
+        return [await m.complete([(c, retry)]), await m.complete([(c, retry)])]
+
+    assert run(redis_url, scenario) == [[("ok", False)], [("done", False)]]
+    assert len(client.lrange(KEYS.history("default", "e1"), 0, -1)) == 1
+    assert int(client.hget(KEYS.stats, "outcome:retry") or 0) == 1
 
 
 def test_heartbeat_keeps_a_lease_and_reap_returns_expired_ones(redis_url: str,
@@ -404,3 +425,27 @@ def test_the_budget_holds_across_claims_through_the_planner(redis_url: str,
     sent, refused = run(redis_url, scenario, RELAY_MAX_ATTEMPTS="4")
     assert sent == 4 and refused >= 1
     assert state(client, "default", "e1") == "dead_letter"
+
+
+def test_the_dead_letter_store_keeps_to_its_cap_and_age(redis_url: str,
+                                                        client: redis.Redis) -> None:
+    """Off by default; set, the oldest dead letters go first, each counted, never silently."""
+    enqueue(redis_url, *[("default", f"d{i}") for i in range(5)])
+
+    async def dead_letter_all(m: Moves) -> None:
+        for c in sorted(await m.claim(5), key=lambda c: c.event_id):
+            await m.complete([(c, Plan(Kind.DEAD_LETTER, signal="code:503", code=503))])
+
+    run(redis_url, dead_letter_all, RELAY_DLQ_MAX="3")
+    store = DeadLetters(client, KEYS)
+    assert [e["event_id"] for e in store.entries()] == ["d2", "d3", "d4"]
+    assert int(client.hget(KEYS.stats, "dead_letters_dropped") or 0) == 2
+    assert not client.exists(KEYS.record("default", "d0"))
+
+    async def prune(m: Moves) -> int:
+        await asyncio.sleep(1.1)
+        return await m.prune()
+
+    assert run(redis_url, prune) == 0  # no age limit set: nothing goes
+    assert run(redis_url, prune, RELAY_DLQ_MAX_AGE="1") == 3
+    assert store.size() == 0 and int(client.hget(KEYS.stats, "dead_letters_expired") or 0) == 3

@@ -10,8 +10,9 @@ import pytest
 import redis
 
 from producers import EnqueueError, Producer, ValidationError
+from relay.events import Interaction
 from relay.keys import Keys
-from tests.helpers import free_port
+from tests.helpers import free_port, wait_until
 
 
 @pytest.fixture
@@ -104,3 +105,31 @@ def test_spool_journals_while_redis_is_down_and_drains_after(redis_url: str,
                            "event_id": i})
     back.flush_spool()
     assert back.redis.zcard(KEYS.due) == 5
+
+
+def test_acceptance_can_wait_for_a_replica(tmp_path: Path) -> None:
+    """With replicas=1 the producer answers only once a replica holds the event; without a
+    replica in time it says so (and a retry of the same event is deduped)."""
+    from tests.topology import server
+
+    primary = server(tmp_path, "primary")
+    try:
+        url = f"redis://127.0.0.1:{primary.port}/0"
+        lonely = Producer(url, replicas=1)
+        lonely.wait_ms = 200
+        with pytest.raises(EnqueueError, match="0 of 1 replicas"):
+            lonely.record(account_id="123456", location="STORE-001", interaction_type="VISIT",
+                          event_id="w-1")
+        replica = server(tmp_path, "replica", f"replicaof 127.0.0.1 {primary.port}")
+        try:
+            wait_until(lambda: replica.client.info("replication")["master_link_status"] == "up",
+                       15, 0.05, "replica in sync")
+            backed = Producer(url, replicas=1)
+            assert backed.enqueue_many([Interaction.create(
+                account_id="123456", location="STORE-001", interaction_type="VISIT",
+                event_id=f"w-{i}") for i in (1, 2)]) == [False, True]  # w-1 was kept
+            assert replica.client.zcard(KEYS.due) == 2
+        finally:
+            replica.kill()
+    finally:
+        primary.kill()

@@ -78,7 +78,9 @@ def required(maximum: int) -> st.SearchStrategy[str]:
 
 namespaces = (st.sampled_from([DEFAULT_NAMESPACE, "urn:x/", "https://h/a&b/", 'urn:say "hi"/',
                                "urn:it's/", """urn:both'"&<>/""", "urn:tab\tlf\ncr\r/"])
-              | xml_text.filter(lambda s: s not in RESERVED))
+              # ElementTree joins namespace and tag with "}": a namespace holding one cannot be
+              # read back by it at all (neither body), so it proves nothing either.
+              | xml_text.filter(lambda s: s not in RESERVED and "}" not in s))
 
 
 @settings(max_examples=300, deadline=None)
