@@ -100,6 +100,10 @@ class Keys:
         """list: attempt history, kept only for events that failed at least once."""
         return self.prefix + "h:" + member(tenant, event_id)
 
+    def minute(self, minute: int) -> str:
+        """hash: outcome -> attempts that ended so in one minute (Redis time); 2 h TTL."""
+        return f"{self.prefix}minute:{minute}"
+
     def park(self, tenant: str) -> str:
         """list: members waiting for the tenant's circuit, oldest first."""
         return self.prefix + "park:" + tenant

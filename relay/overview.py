@@ -57,3 +57,18 @@ def _pairs(flat: list[Any]) -> list[tuple[Any, Any]]:
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def rates(client: Any, keys: Keys, minutes: int = 60) -> list[dict[str, Any]]:
+    """Outcomes per minute over the last ``minutes`` (Redis time), oldest first: for charts."""
+    from relay.connect import server_ms
+
+    now = server_ms(client) // 60000
+    pipe = client.pipeline(transaction=False)
+    for m in range(now - minutes + 1, now + 1):
+        pipe.hgetall(keys.minute(m))
+    out = []
+    for m, raw in zip(range(now - minutes + 1, now + 1), pipe.execute(), strict=True):
+        counts = {_text(k): int(v) for k, v in raw.items()}
+        out.append({"minute": iso(m * 60000), **counts})
+    return out

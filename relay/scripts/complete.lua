@@ -6,7 +6,7 @@
 -- KEYS[1] held (zset)   KEYS[2] due (zset)   KEYS[3] dlq (zset)   KEYS[4] circuits (hash)
 -- KEYS[5] parked (set)   KEYS[6] stats (hash)
 -- derived: e:<member> (hash), h:<member> (list), park:<tenant> (list), fails:<tenant> (zset),
--- done:<bucket> (hash)
+-- done:<bucket> (hash), minute:<minute> (hash: outcome -> count, for rate charts, 2 h TTL)
 -- ARGV[1] prefix, [2] retention s (ended events), [3] breaker threshold (distinct failing
 -- events), [4] breaker window ms, [5] cooldown ms, [6] max cooldown ms, [7] history length,
 -- [8] dedupe bucket span ms, [9] dead-letter cap (0: none), then 12 per event: member, token,
@@ -30,6 +30,7 @@ local BUCKETS = {5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000}
 local LABELS = {'0.005', '0.01', '0.025', '0.05', '0.1', '0.25', '0.5', '1.0', '2.5', '5.0',
                 '10.0', '30.0'}
 local counts, count = tally()
+local per_minute, count_minute = tally()
 local latency_sum = 0
 local closed = {}  -- tenants this call already closed, with no failure since
 local done_bucket = done_key(math.floor(now / span))
@@ -124,6 +125,7 @@ for i = 10, #ARGV, 12 do
         redis.call('LTRIM', hk, -history_max, -1)
       end
       count('outcome:' .. kind)
+      count_minute(kind)
       count('tenant:' .. tenant .. ':' .. kind)
       if signal ~= '' then count('signal:' .. signal) end
     end
@@ -169,5 +171,10 @@ if dead and dlq_cap > 0 then
   end
 end
 flush(STATS, counts)
+if next(per_minute) then
+  local minute = P .. 'minute:' .. math.floor(now / 60000)
+  flush(minute, per_minute)
+  redis.call('PEXPIRE', minute, 7200000)
+end
 if latency_sum > 0 then redis.call('HINCRBYFLOAT', STATS, 'latency_sum', latency_sum) end
 return {results, opened}

@@ -449,3 +449,21 @@ def test_the_dead_letter_store_keeps_to_its_cap_and_age(redis_url: str,
     assert run(redis_url, prune) == 0  # no age limit set: nothing goes
     assert run(redis_url, prune, RELAY_DLQ_MAX_AGE="1") == 3
     assert store.size() == 0 and int(client.hget(KEYS.stats, "dead_letters_expired") or 0) == 3
+
+
+def test_outcomes_are_counted_per_minute_for_charts(redis_url: str, client: redis.Redis
+                                                    ) -> None:
+    from relay.overview import rates
+
+    enqueue(redis_url, ("default", "a"), ("default", "b"))
+
+    async def scenario(m: Moves) -> None:
+        first, second = await m.claim(2)
+        await m.complete([(first, DELIVERED),
+                          (second, Plan(Kind.DEAD_LETTER, signal="code:503", code=503))])
+
+    run(redis_url, scenario)
+    series = rates(client, KEYS, minutes=5)
+    assert len(series) == 5 and series[-1]["delivered"] == 1 and series[-1]["dead_letter"] == 1
+    [key] = client.scan_iter(match=KEYS.prefix + "minute:*")
+    assert 0 < client.ttl(key) <= 7200
