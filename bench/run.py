@@ -1,15 +1,17 @@
 """``make bench``: delivered events/s end to end against the sandbox, in one run, for
-(a) our worker with its defaults, (b) the naive baseline, (c) the no-queue aiohttp ceiling;
-plus enqueue rate and latency, worker CPU per 1,000 events, peak RSS and start-up time.
+(a) our worker with its defaults, one process and one per core, (b) the naive baseline (a
+Celery task per event), (c) the ceiling: a bare aiohttp client (``bench/ceiling.py``) holding
+the same number of calls in flight as the worker, one process and one per core; plus enqueue
+rate and latency, CPU per 1,000 events, peak RSS and start-up time.
 
-Rates are steady state: the workers are up before the first event is sent, and the rate is
-taken between the 10th and 90th percentile of the sandbox's call timestamps.
+Rates are steady state: the backlog is queued before the workers start, and the rate is taken
+between the 10th and 90th percentile of the sandbox's call timestamps; CPU is read over the
+same window. ``--runs 5`` repeats everything and reports the median with the spread.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import statistics
@@ -22,7 +24,6 @@ import redis
 
 from bench.procs import CpuSampler
 from producers import Producer
-from relay.events import Interaction
 from tests.helpers import (
     ROOT,
     Sandbox,
@@ -32,9 +33,6 @@ from tests.helpers import (
     system_redis_url,
     wait_until,
 )
-from worker.client import Endpoint, SoapClient
-from worker.secret import Secret
-from worker.transport import AiohttpTransport
 
 TOKEN = "sandbox-token"  # the sandbox's published test token
 LOGS = ROOT / "bench" / "logs"
@@ -106,23 +104,20 @@ def run_ours(url: str, box: Sandbox, n: int, processes: int, timeout: float,
     env = {"RELAY_REDIS_URL": url, "RELAY_SOAP_URL": box.url, "RELAY_SECURITY_TOKEN": TOKEN,
            **extra_env}
     began = time.monotonic()
-    procs = []
-    for i in range(processes):
-        log = LOGS / f"worker-{i}.log"
-        log.write_text("")
-        procs.append((start(["-m", "relay", "worker", "--processes", "1", "-n",
-                             f"bench{i}@%h"], env=env, log=log), log))
-    sampler = CpuSampler([proc.pid for proc, _ in procs])
+    log = LOGS / "worker.log"
+    log.write_text("")
+    # `relay worker --processes N` as deployed: one supervisor, N worker processes
+    proc = start(["-m", "relay", "worker", "--processes", str(processes)], env=env, log=log)
+    sampler = CpuSampler([proc.pid])
     sampler.start()
     try:
-        wait_until(lambda: all("relay worker ready" in log.read_text() for _, log in procs),
+        wait_until(lambda: log.read_text().count("relay worker ready") >= processes,
                    60, 0.01, "workers")
         startup = time.monotonic() - began
         result = steady(box, n, timeout, sampler)
     finally:
         sampler.stop()
-        for proc, _ in procs:
-            stop(proc)
+        stop(proc)
     return {**result, "startup_s": startup}
 
 
@@ -149,25 +144,18 @@ def run_naive(url: str, box: Sandbox, n: int, timeout: float) -> dict[str, float
         stop(proc)
 
 
-def run_ceiling(box: Sandbox, n: int) -> dict[str, float]:
-    async def go() -> float:
-        transport = AiohttpTransport()
-        client = SoapClient(transport)
-        endpoint = Endpoint(box.url, Secret(TOKEN))
-        gate = asyncio.Semaphore(100)
-        evs = [Interaction.create(**f) for f in events(n, "ceiling")]
-
-        async def one(event: Interaction) -> None:
-            async with gate:
-                await client.record_interaction(event, endpoint)
-
-        began = time.process_time()
-        await asyncio.gather(*(one(e) for e in evs))
-        await transport.close()
-        return time.process_time() - began
-
-    cpu = asyncio.run(go())
-    return {**steady(box, n, 120), "cpu_s_per_1000": cpu / n * 1000}
+def run_ceiling(box: Sandbox, n: int, processes: int, in_flight: int) -> dict[str, float]:
+    """The bare client (bench/ceiling.py), ``processes`` of them sharing ``n`` calls."""
+    procs = [start(["-m", "bench.ceiling", box.url, str(n // processes), str(in_flight),
+                    f"ceiling{i}"], log=LOGS / f"ceiling-{i}.log") for i in range(processes)]
+    sampler = CpuSampler([proc.pid for proc in procs])
+    sampler.start()
+    try:
+        return steady(box, n // processes * processes, 120, sampler)
+    finally:
+        sampler.stop()
+        for proc in procs:
+            stop(proc)
 
 
 def run_rate_limit(url: str, limit: float) -> dict[str, float]:
@@ -182,71 +170,126 @@ def run_rate_limit(url: str, limit: float) -> dict[str, float]:
     return {"limit": limit, "events_per_s": rate, "deviation_pct": (rate / limit - 1) * 100}
 
 
+IN_FLIGHT = 256  # the worker's default RELAY_IN_FLIGHT: the ceiling holds as many calls
+
+
+def one_run(url: str, latencies: list[float], n: int, cores: int) -> dict[str, Any]:
+    results: dict[str, Any] = {"enqueue": measure_enqueue(url, 5000), "by_latency": {}}
+    enq = results["enqueue"]
+    print(f"enqueue: {enq['enqueues_per_s']:,.0f}/s  p50 {enq['p50_ms']:.2f} ms  "
+          f"p99 {enq['p99_ms']:.2f} ms", flush=True)
+    for latency in latencies:
+        box = start_sandbox("--latency-ms", str(latency), log=LOGS / "sandbox.log")
+        try:
+            row: dict[str, Any] = {}
+            # the naive worker manages ~2 calls per latency period: size its run to ~15 s
+            naive_n = max(100, min(n, int(15 * 2 / (latency / 1000 + 0.003))))
+            for name in ("ours", "ours_cores", "naive", "ceiling", "ceiling_cores"):
+                box.reset()  # clears the record of calls, and the latency with it
+                box.configure(latency_ms=latency)
+                procs = cores if name.endswith("_cores") else 1
+                if name == "naive":
+                    row[name] = run_naive(url, box, naive_n, 600)
+                elif name.startswith("ceiling"):
+                    row[name] = run_ceiling(box, n, procs, IN_FLIGHT)
+                else:
+                    row[name] = run_ours(url, box, n, procs, 600)
+                print(f"latency {latency:>5.0f} ms  {name:<13} "
+                      + "  ".join(f"{k}={v:,.2f}" for k, v in row[name].items()), flush=True)
+            results["by_latency"][str(int(latency))] = row
+        finally:
+            stop(box.proc)
+    return results
+
+
+def ratios(run: dict[str, Any]) -> dict[str, float]:
+    """The figures the targets are stated in, from one run."""
+    out: dict[str, float] = {}
+    at100, at0 = run["by_latency"].get("100"), run["by_latency"].get("0")
+    if at100:
+        ours, ceiling = at100["ours"], at100["ceiling"]
+        out["vs_naive"] = ours["events_per_s"] / at100["naive"]["events_per_s"]
+        out["of_ceiling"] = ours["events_per_s"] / ceiling["events_per_s"]
+        out["cpu_vs_ceiling"] = ours["cpu_s_per_1000"] / ceiling["cpu_s_per_1000"]
+        out["cores_vs_one"] = at100["ours_cores"]["events_per_s"] / ours["events_per_s"]
+        out["ceiling_cores_vs_one"] = (at100["ceiling_cores"]["events_per_s"]
+                                       / ceiling["events_per_s"])
+    if at0:
+        out["cores_of_ceiling_cores_0ms"] = (at0["ours_cores"]["events_per_s"]
+                                             / at0["ceiling_cores"]["events_per_s"])
+    return out
+
+
 def main() -> int:
+    from worker.processes import default_processes
+
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=5000)
     parser.add_argument("--latencies", default="0,50,100,200")
+    parser.add_argument("--runs", type=int, default=1, help="repeat, report median and spread")
     parser.add_argument("--rate-limit", type=float, default=500.0,
                         help="pool-wide limit (calls/s) checked with two worker processes")
     args = parser.parse_args()
     LOGS.mkdir(exist_ok=True)
+    cores = default_processes()
     url, server = redis_url()
-    results: dict[str, Any] = {"redis": url, "events": args.events, "by_latency": {}}
+    latencies = [float(x) for x in args.latencies.split(",")]
+    runs: list[dict[str, Any]] = []
+    results: dict[str, Any] = {"redis": url, "events": args.events, "cores": cores}
     try:
-        results["enqueue"] = measure_enqueue(url, 5000)
-        enq = results["enqueue"]
-        print(f"enqueue: {enq['enqueues_per_s']:,.0f}/s  p50 {enq['p50_ms']:.2f} ms  "
-              f"p99 {enq['p99_ms']:.2f} ms")
-        for latency in (float(x) for x in args.latencies.split(",")):
-            box = start_sandbox("--latency-ms", str(latency), log=LOGS / "sandbox.log")
-            try:
-                row: dict[str, Any] = {}
-                # the naive worker manages ~2 calls per latency period: size its run to ~15 s
-                naive_n = max(100, min(args.events, int(15 * 2 / (latency / 1000 + 0.003))))
-                for name in ("ours", "ours_2proc", "naive", "ceiling"):
-                    box.reset()  # clears the record of calls, and the latency with it
-                    box.configure(latency_ms=latency)
-                    if name == "naive":
-                        row[name] = run_naive(url, box, naive_n, 600)
-                    elif name == "ceiling":
-                        row[name] = run_ceiling(box, args.events)
-                    else:
-                        row[name] = run_ours(url, box, args.events, 2 if "2" in name else 1, 600)
-                    print(f"latency {latency:>5.0f} ms  {name:<11} "
-                          + "  ".join(f"{k}={v:,.2f}" for k, v in row[name].items()), flush=True)
-                results["by_latency"][str(int(latency))] = row
-            finally:
-                stop(box.proc)
+        for _ in range(args.runs):
+            runs.append(one_run(url, latencies, args.events, cores))
+            print("ratios: " + "  ".join(f"{k}={v:.2f}" for k, v in ratios(runs[-1]).items()),
+                  flush=True)
         if args.rate_limit:
             results["rate_limit"] = run_rate_limit(url, args.rate_limit)
     finally:
         if server is not None:
             server.stop()
-    table(results)
+    results["runs"] = runs
+    table(runs, cores)
     (ROOT / "bench" / "results.json").write_text(json.dumps(results, indent=2))
     if "rate_limit" in results:
         rl = results["rate_limit"]
         print(f"rate limit: {rl['limit']:,.0f}/s per tenant, 2 processes: {rl['events_per_s']:,.1f}"
               f"/s ({rl['deviation_pct']:+.1f}%)")
-    at50 = results["by_latency"].get("50")
-    if at50:
-        ours = at50["ours"]["events_per_s"]
-        print(f"ratios: vs_naive={ours / at50['naive']['events_per_s']:.1f} "
-              f"of_ceiling={ours / at50['ceiling']['events_per_s']:.2f}")
     return 0
 
 
-def table(results: dict[str, Any]) -> None:
-    print("\n| latency | ours (1 proc) | ours (2 proc) | naive | ceiling | ours CPU s/1k | "
-          "naive CPU s/1k | ours peak RSS MB |")
-    print("|---|---|---|---|---|---|---|---|")
-    for latency, row in results["by_latency"].items():
-        print(f"| {latency} ms | {row['ours']['events_per_s']:,.0f}/s | "
-              f"{row['ours_2proc']['events_per_s']:,.0f}/s | {row['naive']['events_per_s']:,.0f}/s"
-              f" | {row['ceiling']['events_per_s']:,.0f}/s | {row['ours']['cpu_s_per_1000']:.2f} | "
-              f"{row['naive']['cpu_s_per_1000']:.2f} | {row['ours']['peak_rss_mb']:.0f} |")
-    startup = statistics.mean(r["ours"]["startup_s"] for r in results["by_latency"].values())
-    print(f"\nworker start-up (spawn to ready): {startup:.2f} s")
+def spread(values: list[float], fmt: str = ",.0f") -> str:
+    """Median, and [min-max] when there is more than one run."""
+    mid = statistics.median(values)
+    if len(values) == 1:
+        return format(mid, fmt)
+    return f"{mid:{fmt}} [{min(values):{fmt}}-{max(values):{fmt}}]"
+
+
+def table(runs: list[dict[str, Any]], cores: int) -> None:
+    print(f"\n{len(runs)} run(s); median [min-max]; {cores} processes = one per core")
+    print(f"| latency | ours, 1 proc | ours, {cores} procs | naive | ceiling, 1 proc | "
+          f"ceiling, {cores} procs | ours CPU s/1k | ceiling CPU s/1k | ours peak RSS MB |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for latency in runs[0]["by_latency"]:
+        def col(name: str, field: str = "events_per_s", fmt: str = ",.0f",
+                key: str = latency) -> str:
+            return spread([r["by_latency"][key][name][field] for r in runs], fmt)
+
+        print(f"| {latency} ms | {col('ours')}/s | {col('ours_cores')}/s | {col('naive')}/s | "
+              f"{col('ceiling')}/s | {col('ceiling_cores')}/s | "
+              f"{col('ours', 'cpu_s_per_1000', '.2f')} | "
+              f"{col('ceiling', 'cpu_s_per_1000', '.2f')} | "
+              f"{col('ours', 'peak_rss_mb', '.0f')} |")
+    enqueue = [r["enqueue"] for r in runs]
+    print(f"\nenqueue (sync producer): {spread([e['enqueues_per_s'] for e in enqueue])}/s  "
+          f"p50 {spread([e['p50_ms'] for e in enqueue], '.2f')} ms  "
+          f"p99 {spread([e['p99_ms'] for e in enqueue], '.2f')} ms")
+    startups = [statistics.mean(row["ours"]["startup_s"] for row in r["by_latency"].values())
+                for r in runs]
+    print(f"worker start-up (spawn to ready): {spread(startups, '.2f')} s")
+    all_ratios = [ratios(r) for r in runs]
+    if all_ratios and all_ratios[0]:
+        print("ratios: " + "  ".join(f"{k}={spread([r[k] for r in all_ratios], '.2f')}"
+                                     for k in all_ratios[0]))
 
 
 if __name__ == "__main__":

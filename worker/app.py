@@ -80,7 +80,7 @@ def prepare(client: Any) -> None:
 def start_worker(argv: list[str]) -> int:
     """One Celery worker node running the consumer; our defaults first, so later arguments
     override them. Without ``-n``, the node is ``relay-<pid>@<host>`` (unique per process)."""
-    configure_logging(settings.log_json)
+    configure_logging(settings.log_json, logging.getLevelNamesMapping()[settings.log_level])
     settings.check_tokens()
     client = connect.client(settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
     try:

@@ -4,6 +4,7 @@ script call each over ``redis.asyncio``, arguments built and replies read here, 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -59,12 +60,12 @@ class Moves:
         args: list[Any] = [k.prefix, store.retention, b.threshold, int(b.window * 1000),
                            int(b.cooldown * 1000), int(b.max_cooldown * 1000), HISTORY_MAX,
                            store.bucket_ms, store.dlq_max]
-        for claim, plan in done:
-            args += [claim.member, claim.token, plan.kind.value, int(plan.refund),
-                     plan.breaker.value, plan.delay_ms, _blank(plan.code), plan.signal,
-                     plan.reason, _blank(plan.interaction_id),
-                     "" if plan.latency_ms is None else round(plan.latency_ms, 1),
-                     int(plan.ambiguous)]
+        args.append(json.dumps([
+            [claim.member, claim.token, plan.kind.value, int(plan.refund), plan.breaker.value,
+             plan.delay_ms, _text(plan.code), plan.signal, plan.reason,
+             _text(plan.interaction_id),
+             "" if plan.latency_ms is None else round(plan.latency_ms, 1), int(plan.ambiguous)]
+            for claim, plan in done], separators=(",", ":"), ensure_ascii=False))
         results, opened = await self._scripts["complete"](
             keys=[k.held, k.due, k.dlq, k.circuits, k.parked, k.stats], args=args)
         return [(r.decode(), bool(o)) for r, o in zip(results, opened, strict=True)]
@@ -96,5 +97,5 @@ class Moves:
             args=[k.prefix, limit, int(self.settings.probe_s * 1000)]))
 
 
-def _blank(value: int | None) -> str | int:
-    return "" if value is None else value
+def _text(value: int | None) -> str:
+    return "" if value is None else str(value)

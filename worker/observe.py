@@ -34,8 +34,13 @@ def configure_logging(as_json: bool, level: int = logging.INFO) -> None:
 
 def outcome(outcome: str, **fields: Any) -> None:
     try:
+        # A delivery is the common case (thousands a second): its line is DEBUG, the status
+        # record answers for it; anything that went wrong is INFO (retries) or WARNING.
+        level = (logging.DEBUG if outcome == "delivered" else
+                 logging.INFO if outcome in ("retry", "waiting") else logging.WARNING)
+        if not log.isEnabledFor(level):
+            return  # nothing is built for a line nobody reads (one per event on the hot path)
         text = " ".join(f"{k}={v}" for k, v in fields.items() if v not in (None, ""))
-        level = logging.INFO if outcome in ("delivered", "retry", "waiting") else logging.WARNING
         log.log(level, "%s %s", outcome, text, extra={"relay": {"outcome": outcome, **fields}})
     except Exception:  # noqa: S110 - an observer must never fail the delivery
         pass

@@ -76,6 +76,7 @@ class Settings:
     batch: int = 128
     drain: float = 30.0
     log_json: bool = False
+    log_level: str = "INFO"  # RELAY_LOG_LEVEL; DEBUG adds a line per delivered event
     broker_url: str = ""  # Celery's broker, when not the relay's Redis (RELAY_BROKER_URL)
     sentry_dsn: Secret = field(default_factory=lambda: Secret(""))
     environment: str = "production"
@@ -156,6 +157,7 @@ class Settings:
             batch=max(1, int(_num(values, "RELAY_BATCH", 128))),
             drain=_num(values, "RELAY_DRAIN_TIMEOUT", 30.0),
             log_json=get("RELAY_LOG_FORMAT", "text") == "json",
+            log_level=_log_level(get("RELAY_LOG_LEVEL", "info")),
             broker_url=get("RELAY_BROKER_URL", ""),
             sentry_dsn=Secret(get("RELAY_SENTRY_DSN") or get("SENTRY_DSN") or ""),
             environment=get("RELAY_ENVIRONMENT", "production"),
@@ -197,3 +199,10 @@ def _tenants(raw: str, default: Endpoint) -> dict[str, Endpoint]:
                                  action=spec.get("action") or default.action,
                                  version=spec.get("version") or default.version)
     return tenants
+
+
+def _log_level(raw: str) -> str:
+    level = raw.strip().upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError(f"RELAY_LOG_LEVEL must be debug, info, warning or error, not {raw!r}")
+    return level

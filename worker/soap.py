@@ -10,6 +10,7 @@ a DTD is refused before parsing so no entity is ever expanded.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -122,8 +123,44 @@ def _escape_attribute(value: str) -> str:
             .replace("\n", "&#10;"))
 
 
+# The reply an .asmx service sends, byte for byte (design.md section 11: one line, prefix
+# `soap`, the result in the default namespace). Only this exact shape takes the fast path;
+# anything else (faults, other prefixes or spacing, comments, CDATA) is read by xmltodict.
+_CANONICAL_REPLY = re.compile(
+    rb'(?:<\?xml version="1\.0" encoding="utf-8"\?>)?'
+    rb"<(?P<p>[A-Za-z_][\w.-]*):Envelope(?P<attrs>(?: xmlns(?::[A-Za-z_][\w.-]*)?=\"[^\"<>&]*\")*)>"
+    rb"<(?P=p):Body><RecordInteractionResponse xmlns=\"[^\"<>&]*\">"
+    rb"<RecordInteractionResult><ReturnCode>(?P<code>-?\d{1,10})</ReturnCode>"
+    rb"<InteractionId>(?P<id>-?\d{1,19})</InteractionId></RecordInteractionResult>"
+    rb"</RecordInteractionResponse></(?P=p):Body></(?P=p):Envelope>")
+_XMLNS = re.compile(rb' xmlns(?::([A-Za-z_][\w.-]*))?="([^"]*)"')
+_ENVELOPE_NAMESPACES = frozenset({SOAP11_NS.encode(), SOAP12_NS.encode()})
+
+
+def _canonical_reply(body: bytes) -> Reply | None:
+    """The reply read without a parser when it has the canonical shape, else None."""
+    match = _CANONICAL_REPLY.fullmatch(body.rstrip())
+    if match is None:
+        return None
+    declared = _XMLNS.findall(match["attrs"])
+    prefixes = [prefix for prefix, _ in declared]
+    if len(set(prefixes)) != len(prefixes):
+        return None  # a prefix declared twice is not well-formed: let the parser say so
+    if dict(declared).get(match["p"]) not in _ENVELOPE_NAMESPACES:
+        return None
+    return Reply(int(match["code"]), int(match["id"]))
+
+
 def parse_reply(body: bytes) -> Reply:
-    """Read a reply body; raise ``SoapFault`` for a Fault, ``ReplyError`` for anything else odd."""
+    """Read a reply body; raise ``SoapFault`` for a Fault, ``ReplyError`` for anything else odd.
+
+    The canonical success reply (what the service sends every time it answers) is recognised
+    by one anchored pattern; every other body goes through xmltodict, as before."""
+    fast = _canonical_reply(body)
+    return fast if fast is not None else _parse_reply_xml(body)
+
+
+def _parse_reply_xml(body: bytes) -> Reply:
     payload = _body_element(body)
     name, content = payload
     if name == "Fault":

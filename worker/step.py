@@ -17,13 +17,10 @@ from typing import Any
 from celery import bootsteps
 
 from relay import connect
-from relay.events import Interaction
-from worker.client import Endpoint, SoapClient
+from worker.client import SoapClient
 from worker.consumer import Consumer, figures_of
-from worker.errors import RequestTimeout
 from worker.moves import Moves
 from worker.settings import Settings
-from worker.soap import Reply
 from worker.transport import AiohttpTransport
 
 log = logging.getLogger("relay.worker")
@@ -60,16 +57,9 @@ class ConsumerThread(threading.Thread):
                                       health_check_interval=30)
         transport = AiohttpTransport(s.transport)
         soap = SoapClient(transport)
-        guard = s.transport.total_timeout + 5
-
-        async def call(event: Interaction, endpoint: Endpoint) -> Reply:
-            try:
-                async with asyncio.timeout(guard):  # past the transport's own total timeout
-                    return await soap.record_interaction(event, endpoint)
-            except TimeoutError:
-                raise RequestTimeout("no reply in time (worker-side guard)") from None
-
-        self.consumer = Consumer(s, Moves(client, s), call)
+        # The transport's total timeout bounds every call (aiohttp's ClientTimeout covers
+        # connecting, sending and reading the reply), so no second timer per call here.
+        self.consumer = Consumer(s, Moves(client, s), soap.record_interaction)
         self.loop = asyncio.get_running_loop()
         self.ready.set()
         try:

@@ -77,10 +77,11 @@ class AiohttpTransport:
     async def send(self, url: str, request: SoapRequest) -> HttpResponse:
         session = self._open()
         try:
-            async with session.post(url, data=request.body, headers=dict(request.headers),
+            async with session.post(url, data=request.body, headers=request.headers,
                                     proxy=self._proxy(url)) as resp:
                 body = await self._read(resp)
-                return HttpResponse(resp.status, dict(resp.headers), body)
+                # the response's own read-only header view: no copy per call
+                return HttpResponse(resp.status, resp.headers, body)
         except aiohttp.ClientConnectorError as exc:  # DNS, refused, TLS: nothing sent
             raise ConnectFailed(f"cannot connect to {_origin(url)}: {_reason(exc)}") from exc
         except aiohttp.ConnectionTimeoutError as exc:
@@ -94,8 +95,10 @@ class AiohttpTransport:
 
     async def _read(self, resp: aiohttp.ClientResponse) -> bytes:
         cap = self.settings.max_reply_bytes
-        if resp.content_length is not None and resp.content_length > cap:
-            raise ReplyTooLarge(f"reply of {resp.content_length} bytes exceeds cap of {cap}")
+        if resp.content_length is not None:
+            if resp.content_length > cap:
+                raise ReplyTooLarge(f"reply of {resp.content_length} bytes exceeds cap of {cap}")
+            return await resp.read()  # the length is known and within the cap: one read
         chunks: list[bytes] = []
         size = 0
         async for chunk in resp.content.iter_any():

@@ -9,11 +9,12 @@
 -- done:<bucket> (hash), minute:<minute> (hash: outcome -> count, for rate charts, 2 h TTL)
 -- ARGV[1] prefix, [2] retention s (ended events), [3] breaker threshold (distinct failing
 -- events), [4] breaker window ms, [5] cooldown ms, [6] max cooldown ms, [7] history length,
--- [8] dedupe bucket span ms, [9] dead-letter cap (0: none), then 12 per event: member, token,
+-- [8] dedupe bucket span ms, [9] dead-letter cap (0: none), [10] the events as one JSON array
+-- (one argument, not twelve per event: cheaper to send and to pack), each [member, token,
 -- kind (delivered | rejected | dead_letter | retry | release), refund (1: the call certainly
 -- did not reach the service), breaker ('' | ok | fail | force), delay ms, code, signal,
--- reason, interaction id, latency ms, ambiguous (1: sent, then no answer: the service may
--- have recorded it)
+-- reason, interaction id (a string: ids pass 2^53), latency ms ('' if none), ambiguous (1:
+-- sent, then no answer: the service may have recorded it)]
 -- Delivered and rejected events leave their record for one field in the current done bucket
 -- ('d<interaction id>' / 'r<code>'); a history, if any, stays for `retention`. Past the
 -- dead-letter cap the oldest dead letters are dropped, and counted. Counters, the latency
@@ -89,10 +90,10 @@ local function observe_latency(ms)
 end
 
 local results, opened = {}, {}
-for i = 10, #ARGV, 12 do
-  local m, token, kind, refund, breaker = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
-  local delay, code, signal, reason = tonumber(ARGV[i + 5]), ARGV[i + 6], ARGV[i + 7], ARGV[i + 8]
-  local iid, latency, ambiguous = ARGV[i + 9], ARGV[i + 10], ARGV[i + 11]
+for _, e in ipairs(cjson.decode(ARGV[10])) do
+  local m, token, kind, refund, breaker = e[1], e[2], e[3], e[4], e[5]
+  local delay, code, signal, reason = e[6], e[7], e[8], e[9]
+  local iid, latency, ambiguous = e[10], e[11], e[12]
   local key, tenant = rec(m), tenant_of(m)
   local n = #results + 1
   opened[n] = 0
@@ -107,8 +108,8 @@ for i = 10, #ARGV, 12 do
   else
     results[n] = 'ok'
     left[#left + 1] = m
-    if latency ~= '' then observe_latency(tonumber(latency)) end
-    if ambiguous == '1' then count('ambiguous') end
+    if latency ~= '' then observe_latency(latency) end
+    if ambiguous == 1 then count('ambiguous') end
     if breaker == 'ok' then success(tenant)
     elseif breaker == 'fail' or breaker == 'force' then
       opened[n] = failure(tenant, m, reason, breaker == 'force')
@@ -121,7 +122,8 @@ for i = 10, #ARGV, 12 do
       if kind ~= 'delivered' or redis.call('EXISTS', hk) == 1 then
         has_history = true
         redis.call('RPUSH', hk, cjson.encode({t = now, n = tonumber(r[3]), o = kind, g = signal,
-                                              k = code, r = reason, ms = tonumber(latency)}))
+                                              k = code, r = reason,
+                                              ms = latency ~= '' and latency or nil}))
         redis.call('LTRIM', hk, -history_max, -1)
       end
       count('outcome:' .. kind)
@@ -137,7 +139,7 @@ for i = 10, #ARGV, 12 do
     else
       redis.call('HDEL', key, 'l')
       redis.call('HSET', key, 'f', token, 't', now)
-      if refund == '1' then redis.call('HINCRBY', key, 'c', -1) end
+      if refund == 1 then redis.call('HINCRBY', key, 'c', -1) end
       if kind ~= 'release' then
         if code ~= '' then redis.call('HSET', key, 'k', code) end
         redis.call('HSET', key, 'g', signal, 'r', reason)

@@ -163,8 +163,9 @@ def test_a_worker_whose_clock_runs_5_minutes_fast(stack: Stack, tmp_path: Path) 
     shim.mkdir()
     (shim / "sitecustomize.py").write_text(SHIM.format(skew=300))
     rate, n = 50.0, 250
-    normal = stack.worker(RELAY_RATE_LIMIT=str(rate))
-    fast = stack.worker(RELAY_RATE_LIMIT=str(rate), PYTHONPATH=str(shim))
+    normal = stack.worker(RELAY_RATE_LIMIT=str(rate), RELAY_LOG_LEVEL="debug")
+    fast = stack.worker(RELAY_RATE_LIMIT=str(rate), PYTHONPATH=str(shim),
+                        RELAY_LOG_LEVEL="debug")
     stamp = fast.output().splitlines()[-1][:19]  # the shim took: its log runs 5 min ahead
     skew = time.mktime(time.strptime(stamp, "%Y-%m-%d %H:%M:%S")) - time.time()
     assert 280 < skew < 320, fast.output()[-300:]

@@ -47,6 +47,7 @@ def test_no_secret_anywhere(stack: Stack) -> None:
     try:
         stack.sandbox.seed(add={"tokens": [DEFAULT_TOKEN]})
         stack.env.update({"RELAY_SECURITY_TOKEN": DEFAULT_TOKEN, "RELAY_LOG_FORMAT": "json",
+                          "RELAY_LOG_LEVEL": "debug",
                           "RELAY_SENTRY_DSN": sentry.dsn,
                           "RELAY_TENANTS": json.dumps({"acme": {"token": TENANT_TOKEN}})})
         worker = stack.worker()

@@ -25,6 +25,7 @@ def test_two_workers_deliver_within_the_pool_wide_limit(redis_url: str, sandbox:
                                                        tmp_path: Path) -> None:
     rate, n = 50.0, 150
     pipeline = start_pipeline(redis_url, sandbox, tmp_path / "worker-1.log",
+                              RELAY_LOG_LEVEL="debug",
                               RELAY_RATE_LIMIT=str(rate))
     second = start_worker(pipeline.env, tmp_path / "worker-2.log", "-n", "second@%h")
     try:

@@ -166,3 +166,55 @@ def test_hostile_or_foreign_replies_give_a_typed_error_fast(body: bytes, found: 
 def test_large_reply_parses_without_blowup() -> None:
     body = reply_xml(0, 7, extra="<Junk>" + "x" * 500_000 + "</Junk>")
     assert parse_reply(body) == Reply(0, 7)
+
+
+def _slow_reply(body: bytes) -> object:
+    """What the xmltodict path makes of a body (the oracle for the fast path)."""
+    from worker import soap
+
+    try:
+        return soap._parse_reply_xml(body)
+    except Exception as exc:
+        return type(exc)
+
+
+@pytest.mark.parametrize("version", ["1.1", "1.2"])
+def test_the_canonical_reply_takes_the_fast_path_and_reads_the_same(version: str) -> None:
+    from worker import soap
+
+    ns = soap.SOAP11_NS if version == "1.1" else soap.SOAP12_NS
+    body = (f'<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:soap="{ns}" '
+            'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+            'xmlns:xsd="http://www.w3.org/2001/XMLSchema"><soap:Body>'
+            '<RecordInteractionResponse xmlns="https://app.smartbutton.com/Services/">'
+            "<RecordInteractionResult><ReturnCode>0</ReturnCode>"
+            "<InteractionId>9007199254740993</InteractionId></RecordInteractionResult>"
+            "</RecordInteractionResponse></soap:Body></soap:Envelope>").encode()
+    assert soap._canonical_reply(body) == soap.Reply(0, 9007199254740993)
+    assert soap.parse_reply(body) == _slow_reply(body)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_the_fast_path_never_disagrees_with_xmltodict(data: st.DataObject) -> None:
+    """Canonical replies and near-misses: the fast path either reads exactly what xmltodict
+    reads, or steps aside."""
+    from worker import soap
+
+    prefix = data.draw(st.sampled_from(["soap", "s", "env", "x1"]))
+    ns = data.draw(st.sampled_from([soap.SOAP11_NS, soap.SOAP12_NS, "urn:not-soap"]))
+    extra = data.draw(st.sampled_from(["", f' xmlns:{prefix}="{ns}"', ' xmlns="urn:d"',
+                                       ' xmlns:xsi="urn:i"']))
+    binding = data.draw(st.sampled_from([f' xmlns:{prefix}="{ns}"', "", ' xmlns:other="u"']))
+    code = data.draw(st.integers(-(2**31), 2**31 - 1))
+    iid = data.draw(st.integers(-1, 2**63 - 1))
+    decl = data.draw(st.sampled_from(["", '<?xml version="1.0" encoding="utf-8"?>']))
+    tail = data.draw(st.sampled_from(["", "\n", "  ", "<!-- x -->"]))
+    body = (f"{decl}<{prefix}:Envelope{binding}{extra}><{prefix}:Body>"
+            '<RecordInteractionResponse xmlns="urn:svc"><RecordInteractionResult>'
+            f"<ReturnCode>{code}</ReturnCode><InteractionId>{iid}</InteractionId>"
+            f"</RecordInteractionResult></RecordInteractionResponse></{prefix}:Body>"
+            f"</{prefix}:Envelope>{tail}").encode()
+    fast = soap._canonical_reply(body)
+    if fast is not None:
+        assert fast == _slow_reply(body)
