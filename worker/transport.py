@@ -63,6 +63,9 @@ class AiohttpTransport:
                 # trust_env would re-read ~/.netrc and the proxy variables on every request
                 # (~0.6 ms of CPU each); proxies are resolved once per origin instead.
                 trust_env=False,
+                # An .asmx call carries no session: no cookie filtering per request and
+                # parsing per reply, and nothing a reply sets leaks into the next call.
+                cookie_jar=aiohttp.DummyCookieJar(),
             )
         return self._session
 
