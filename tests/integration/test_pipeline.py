@@ -7,6 +7,9 @@ valkey server.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from relay.errors import ValidationError
-from tests.helpers import Sandbox, wait_until
+from tests.helpers import ROOT, Sandbox, wait_until
 from tests.integration.pipeline import Pipeline, reset, start_pipeline, stop_pipeline
 
 TENANTS = json.dumps({"acme": {"token": "acme-token"}, "globex": {"token": "sandbox-token"}})
@@ -191,3 +194,24 @@ def test_purge_needs_confirmation(pipeline: Pipeline) -> None:
     assert refused.returncode == 2 and "without --yes" in refused.stderr
     assert pipeline.relay_json("dlq", "purge", "--all", "--yes") == {"purged": 1}
     assert pipeline.relay_json("dlq", "list") == []
+
+
+def test_celery_remote_control_sees_the_worker_and_its_figures(pipeline: Pipeline) -> None:
+    """Celery is the runtime: `inspect ping` finds the worker process, and the consumer's own
+    figures come back through `inspect relay_figures`."""
+    pipeline.wait_states([pipeline.send(note="counted")])
+    env = {**os.environ, **pipeline.env}
+
+    def inspect(*args: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "celery", "-A", "worker.app", "inspect",
+                               *args, "--json", "--timeout", "5"], cwd=ROOT, env=env, text=True,
+                              capture_output=True, timeout=60, check=False)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    pong = json.loads(inspect("ping"))
+    node = f"relay-{pipeline.worker.proc.pid}@"
+    assert [n for n in pong if n.startswith(node)], pong
+    figures = json.loads(inspect("relay_figures"))
+    [mine] = [v for n, v in figures.items() if n.startswith(node)]
+    assert mine["claimed"] >= 1 and mine["recorded"] >= 1 and mine["held"] == 0
