@@ -26,7 +26,9 @@ def test_two_workers_deliver_within_the_pool_wide_limit(redis_url: str, sandbox:
     rate, n = 50.0, 150
     pipeline = start_pipeline(redis_url, sandbox, tmp_path / "worker-1.log",
                               RELAY_LOG_LEVEL="debug",
-                              RELAY_RATE_LIMIT=str(rate))
+                              RELAY_RATE_LIMIT=str(rate),
+                              # a small cap so one worker cannot claim the whole queue at once
+                              RELAY_IN_FLIGHT="8", RELAY_BATCH="8")
     second = start_worker(pipeline.env, tmp_path / "worker-2.log", "-n", "second@%h")
     try:
         events = [pipeline.send(note=f"limited {i}") for i in range(n)]
