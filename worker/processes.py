@@ -35,7 +35,7 @@ def supervise(processes: int, argv: list[str]) -> int:
 
     def spawn() -> subprocess.Popen[bytes]:
         return subprocess.Popen(command, process_group=0,
-                                preexec_fn=_stop_with_parent)  # noqa: PLW1509 - no threads here
+                                preexec_fn=stop_with_parent)  # noqa: PLW1509 - no threads here
 
     children = [spawn() for _ in range(processes)]
     stopping: list[int] = []
@@ -64,7 +64,7 @@ def supervise(processes: int, argv: list[str]) -> int:
                 children[i] = spawn()
 
 
-def _stop_with_parent() -> None:
+def stop_with_parent() -> None:
     """In the child, before exec: SIGTERM when the supervisor dies (Linux prctl)."""
     try:
         import ctypes

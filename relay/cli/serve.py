@@ -113,8 +113,7 @@ def _option(action: argparse.Action) -> click.Option:
 
 
 @click.command(cls=ArgparseCommand)
-@click.pass_context
-def sandbox(ctx: click.Context) -> int:
+def sandbox(**options: Any) -> int:
     """The Interaction.asmx emulator: a SOAP stub for tests and `relay dev`.
 
     \b
@@ -124,5 +123,5 @@ def sandbox(ctx: click.Context) -> int:
     """
     from sandbox.__main__ import serve
 
-    code: int = serve(argparse.Namespace(**ctx.params))
+    code: int = serve(argparse.Namespace(**options))
     return code
