@@ -141,7 +141,7 @@ def mask_url(url: str) -> str:
     """The URL with every password hidden, for logs, errors and ``relay check``: in the
     userinfo (which may itself contain ``@`` or ``:``), in a ``password=`` query parameter, and
     in each address of a multi-address (kombu sentinel) URL."""
-    return ";".join(_mask_one(part) for part in url.split(";"))
+    return ";".join(_mask_one(part) for part in _ADDRESSES.split(url))
 
 
 def _mask_one(url: str) -> str:
@@ -149,16 +149,25 @@ def _mask_one(url: str) -> str:
     if not sep and "@" in url:  # not a URL we understand: hide whatever precedes the host
         return "***@" + url.rpartition("@")[2]
     if sep:
-        ends = [i for i in (rest.find(c) for c in "/?#") if i >= 0]
-        end = min(ends, default=len(rest))
-        authority = rest[:end]
-        if "@" in authority:
-            userinfo, _, hosts = authority.rpartition("@")
-            user, colon, _ = userinfo.partition(":")
-            authority = f"{user}:***@{hosts}" if colon else authority
-        url = f"{scheme}://{authority}{rest[end:]}"
+        at = _userinfo_end(rest)
+        if at >= 0:
+            user, colon, _ = rest[:at].partition(":")
+            rest = (f"{user}:***" if colon else rest[:at]) + rest[at:]
+        url = f"{scheme}://{rest}"
     return _SECRET_QUERY.sub(r"\1***", url)
 
 
-_SECRET_QUERY = re.compile(r"([?&](?:password|passwd|pass|pwd|sentinel_password|auth)=)[^&#;]*",
+def _userinfo_end(rest: str) -> int:
+    """Where the userinfo ends: the last ``@`` followed by something shaped like host[:port]
+    (a list of them, or nothing for unix://), so a password holding ``@ / ? #`` unencoded is
+    hidden whole. Hiding too much beats showing part of a password."""
+    for at in (i for i in range(len(rest) - 1, -1, -1) if rest[i] == "@"):
+        if _HOSTS.fullmatch(re.split(r"[/?#]", rest[at + 1:], maxsplit=1)[0]):
+            return at
+    return -1
+
+
+_ADDRESSES = re.compile(r";(?=\s*[A-Za-z][A-Za-z0-9+.-]*://)")  # not a ";" in a password
+_HOSTS = re.compile(r"[A-Za-z0-9._\-\[\]:,]*")
+_SECRET_QUERY = re.compile(r"([?&](?:password|passwd|pass|pwd|sentinel_password|auth)=)[^&;]*",
                            re.IGNORECASE)
