@@ -124,6 +124,7 @@ class _Stack:
         for name in sorted(self.children, key=lambda n: STOP_ORDER.index(n)
                            if n in STOP_ORDER else 0):
             _stop(self.children[name])
+            print(f"  {name} stopped", flush=True)
 
 
 def run_dev(with_api: bool = True) -> int:
