@@ -117,6 +117,9 @@ def environment(env: Mapping[str, str] | None = None) -> dict[str, str]:
             name, sep, value = line.partition("=")
             if sep and name.strip() and not name.startswith("#"):
                 merged[name.strip()] = value.strip()
+    if os.environ.get("RELAY_REDIS_URL") or os.environ.get("REDIS_URL"):
+        for name in ("RELAY_REDIS_URL", "REDIS_URL"):  # either one set here beats the file
+            merged.pop(name, None)
     merged.update(os.environ if env is None else env)
     return merged
 

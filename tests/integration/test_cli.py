@@ -76,10 +76,10 @@ def test_relay_dev_from_nothing_then_send_from_a_second_terminal(tmp_path: Path)
             dev.wait(timeout=60)
         finally:
             stop(dev, timeout=30)
-    out = log.read_text()
-    assert dev.returncode == 0 and "Traceback" not in out
-    stopped = re.findall(r"^  (\w+) stopped$", out, re.M)
-    assert stopped == ["worker", "api", "sandbox", "redis"], out  # the worker before Redis
+    output = log.read_text()
+    assert dev.returncode == 0 and "Traceback" not in output
+    stopped = re.findall(r"^  (\w+) stopped$", output, re.M)
+    assert stopped == ["worker", "api", "sandbox", "redis"], output  # the worker before Redis
     worker_log = (tmp_path / ".relay-data" / "logs" / "worker.log").read_text()
     assert "Traceback" not in worker_log and "ConnectionError" not in worker_log
     assert not (tmp_path / ".relay" / "dev.env").exists()
