@@ -95,8 +95,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         from relay.settings import mask_url, redis_url
 
-        error(unreachable(f"Redis at {mask_url(redis_url())} did not answer "
-                          f"({type(exc).__name__}: {exc})"))
+        did = "did not answer" if isinstance(exc, redis.ConnectionError | redis.TimeoutError) \
+            else "refused the command"
+        error(unreachable(f"Redis at {mask_url(redis_url())} {did} ({type(exc).__name__}: "
+                          f"{exc})"))
         return exitcodes.UNAVAILABLE
     return code if isinstance(code, int) else exitcodes.OK
 
