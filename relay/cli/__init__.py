@@ -71,9 +71,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code = cli.main(args=args, prog_name="relay", complete_var="_RELAY_COMPLETE",
                         standalone_mode=False)
+    except click.UsageError as exc:  # one line too, and where to read more
+        path = exc.ctx.command_path if exc.ctx else "relay"
+        what = path.removeprefix("relay").strip() or "usage"
+        error(f"{what}: {exc.format_message().rstrip('.')} (see `{path} --help`)")
+        return exitcodes.USAGE
     except click.ClickException as exc:
         exc.show()
-        return exitcodes.USAGE if isinstance(exc, click.UsageError) else exc.exit_code
+        return exc.exit_code
     except (click.Abort, KeyboardInterrupt):
         return exitcodes.OK
     except ValidationError as exc:
