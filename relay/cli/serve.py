@@ -102,14 +102,21 @@ class ArgparseCommand(click.Command):
         return super().get_params(ctx)
 
 
-def _option(action: argparse.Action) -> click.Option:
+def _option(action: argparse.Action) -> click.Parameter:
+    if not action.option_strings:
+        return click.Argument([action.dest], required=action.nargs not in ("?", "*"),
+                              nargs=-1 if action.nargs in ("*", "+") else 1,
+                              type=action.type or str)
     common: dict[str, Any] = {"help": action.help, "show_default": action.default not in
                               (None, False, 0.0, "")}
-    if isinstance(action, argparse._StoreTrueAction):
-        return click.Option([*action.option_strings, action.dest], is_flag=True, **common)
+    names = [*action.option_strings, action.dest]
+    if isinstance(action, argparse._StoreTrueAction | argparse._StoreFalseAction):
+        on = isinstance(action, argparse._StoreTrueAction)
+        return click.Option(names, is_flag=True, flag_value=on, default=not on, **common)
     kind: Any = click.Choice(list(action.choices)) if action.choices else (action.type or str)
-    return click.Option([*action.option_strings, action.dest], type=kind, default=action.default,
-                        metavar=action.metavar, **common)
+    many = isinstance(action, argparse._AppendAction) or action.nargs in ("*", "+")
+    return click.Option(names, type=kind, default=action.default, metavar=action.metavar,
+                        multiple=many, required=action.required, **common)
 
 
 @click.command(cls=ArgparseCommand)
@@ -123,5 +130,6 @@ def sandbox(**options: Any) -> int:
     """
     from sandbox.__main__ import serve
 
-    code: int = serve(argparse.Namespace(**options))
+    values = {k: (list(v) or None) if isinstance(v, tuple) else v for k, v in options.items()}
+    code: int = serve(argparse.Namespace(**values))
     return code

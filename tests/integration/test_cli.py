@@ -228,3 +228,17 @@ def test_dead_letters_export_to_stdout_and_reimport(sandbox: Sandbox, redis_url:
     result = relay("import", str(saved), "--json", env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["enqueued"] == 3
+
+
+@pytest.mark.parametrize(("command", "says"), [
+    (["import", "/no/such/file.csv"], "import: Invalid value for 'FILE'"),
+    (["worker", "--processes", "0"], "worker: Invalid value for '--processes'"),
+    (["dlq", "list", "--older-than", "3x"], "'3x' is not a duration like 90s"),
+    (["sandbox", "--port", "x"], "sandbox: Invalid value for '--port'"),
+    (["frobnicate"], "No such command 'frobnicate'"),
+])
+def test_usage_errors_are_one_line_and_exit_2(command: list[str], says: str) -> None:
+    result = relay(*command, env=clean_env())
+    assert result.returncode == 2
+    line = one_line_error(result)
+    assert says in line and "--help`" in line
