@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 
 import click
+import redis
 
 from relay.cli import exitcodes
 from relay.cli.output import error
@@ -93,11 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `relay dlq export -o - | head`: the reader has had enough
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return exitcodes.FAILURE
-    except Exception as exc:
-        import redis
-
-        if not isinstance(exc, redis.RedisError):
-            raise
+    except redis.RedisError as exc:  # read paths (status, dlq) meet redis-py's own errors
         from relay.settings import mask_url, redis_url
 
         did = "did not answer" if isinstance(exc, redis.ConnectionError | redis.TimeoutError) \
