@@ -72,6 +72,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code = cli.main(args=args, prog_name="relay", complete_var="_RELAY_COMPLETE",
                         standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as exc:  # `relay`, `relay dlq`: the help page
+        click.echo(exc.ctx.get_help() if exc.ctx else cli.get_help(click.Context(cli)))
+        return exitcodes.USAGE
     except click.UsageError as exc:  # one line too, and where to read more
         path = exc.ctx.command_path if exc.ctx else "relay"
         what = path.removeprefix("relay").strip() or "usage"
