@@ -141,9 +141,9 @@ def redis_source(env: Mapping[str, str] | None = None) -> str:
 
 
 def mask_url(url: str) -> str:
-    """The URL with every password hidden, for logs, errors and ``relay check``: in the
-    userinfo (which may itself contain ``@`` or ``:``), in a ``password=`` query parameter, and
-    in each address of a multi-address (kombu sentinel) URL."""
+    """The URL with every password hidden, for logs, errors and ``relay check``: the one place
+    that masks. In the userinfo (even holding ``@ : / ? # ;`` unencoded), in a ``password=``
+    query parameter, and in each address of a multi-address (kombu sentinel) URL."""
     return ";".join(_mask_one(part) for part in _ADDRESSES.split(url))
 
 
