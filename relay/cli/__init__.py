@@ -7,6 +7,7 @@ failure a user can cause or meet becomes one line on stderr and a documented exi
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from collections.abc import Sequence
@@ -96,6 +97,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exitcodes.UNAVAILABLE
     except BrokenPipeError:  # `relay dlq export -o - | head`: the reader has had enough
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return exitcodes.FAILURE
+    except OSError as exc:  # a port in use, a file that cannot be written: the system's words
+        error(f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")
+              if exc.errno != errno.EADDRINUSE else f"{exc} (choose another with --port)")
         return exitcodes.FAILURE
     except redis.RedisError as exc:  # read paths (status, dlq) meet redis-py's own errors
         from relay.settings import mask_url, redis_url
