@@ -242,3 +242,14 @@ def test_usage_errors_are_one_line_and_exit_2(command: list[str], says: str) -> 
     assert result.returncode == 2
     line = one_line_error(result)
     assert says in line and "--help`" in line
+
+
+def test_a_port_in_use_is_one_line() -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        result = relay("sandbox", "--port", str(taken.getsockname()[1]), env=clean_env())
+    assert result.returncode == 1
+    assert "address already in use (choose another with --port)" in one_line_error(result)
