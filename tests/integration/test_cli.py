@@ -251,5 +251,7 @@ def test_a_port_in_use_is_one_line() -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         result = relay("sandbox", "--port", str(taken.getsockname()[1]), env=clean_env())
-    assert result.returncode == 1
-    assert "address already in use (choose another with --port)" in one_line_error(result)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        line for line in result.stderr.splitlines() if line.startswith("relay: ")]
+    assert "address already in use (choose another with --port)" in result.stderr
