@@ -27,6 +27,8 @@ renamed file gets new ids unless its old name is passed as the prefix.
 Dead-letter exports. A JSON line may carry a ``dead_letter`` key beside the event's fields (what
 ``relay dlq export`` writes); it is ignored, so an export imports as it is. Any other unknown
 key is still an error. The line's ``event_id`` is kept, so the status record dedupes it as usual.
+A file is read as JSON lines when its name ends in .jsonl, .ndjson or .json, or when it opens
+with ``{`` (an export written to stdout and saved under any name); otherwise as CSV.
 """
 
 from __future__ import annotations
@@ -242,6 +244,16 @@ def to_event(parsed: Row | ValidationError, prefix: str, number: int, content: s
         return exc
 
 
+def is_json_lines(path: Path) -> bool:
+    """By the name (.jsonl, .ndjson, .json), else by the first non-blank byte being ``{``:
+    ``relay dlq export -o - > dead.txt`` still imports as JSON lines."""
+    if path.suffix.lower() in JSON_SUFFIXES:
+        return True
+    with path.open("rb") as binary:
+        start = binary.read(4096).removeprefix(codecs.BOM_UTF8).lstrip()
+    return start.startswith(b"{")
+
+
 def import_file(path: Path, enqueue: Callable[[Interaction], bool],
                 progress: Callable[[Report, float], None] | None = None,
                 reject: Callable[[int, str], None] | None = None, *,
@@ -256,7 +268,7 @@ def import_file(path: Path, enqueue: Callable[[Interaction], bool],
     prefix = path.name if id_prefix is None else id_prefix
     size = max(1, path.stat().st_size)
     with path.open("rb") as binary:
-        for number, parsed, content in rows(binary, path.suffix.lower() in JSON_SUFFIXES):
+        for number, parsed, content in rows(binary, is_json_lines(path)):
             if progress and report.lines % 500 == 0:
                 progress(report, min(1.0, binary.tell() / size))
             event = to_event(parsed, prefix, number, content)

@@ -50,11 +50,20 @@ class Target:
     tls: bool = False
 
 
-def parse(url: str) -> Target:
-    """Check and split a Redis URL; ``ConfigError`` saying what a valid one looks like."""
+def parse(url: str, name: str = "RELAY_REDIS_URL") -> Target:
+    """Check and split a Redis URL: the one place URLs are validated. ``ConfigError`` names the
+    variable ``name`` and says what a valid URL looks like."""
+    try:
+        return _parse(url, name)
+    except ConfigError as exc:
+        message = str(exc)
+        raise ConfigError(message if message.startswith(name) else f"{name}: {message}") from None
+
+
+def _parse(url: str, name: str) -> Target:
     scheme, sep, _ = url.partition("://")
     if not sep or scheme not in _SCHEMES:
-        raise ConfigError(f"RELAY_REDIS_URL must start with one of "
+        raise ConfigError(f"{name} must start with one of "
                           f"{', '.join(s + '://' for s in _SCHEMES)} "
                           f"(e.g. redis://127.0.0.1:6379/0), not {_shown(url)!r}")
     if scheme in ("redis", "rediss", "unix"):

@@ -17,3 +17,29 @@ def start_embedded(data_dir: Path = DATA_DIR, port: int | None = None) -> Any:
                           appendonly="yes", appendfsync="always", save="")
     server.start(timeout=20)
     return server
+
+
+def serve(port: int, data_dir: Path = DATA_DIR) -> int:
+    """``python -m relay.embedded PORT``: run the server until SIGTERM or SIGINT, then stop it
+    cleanly. ``relay dev`` runs this in a session of its own, so that a Ctrl-C in its terminal
+    does not reach the server before the worker has stopped."""
+    import signal
+    import threading
+
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    server = start_embedded(data_dir, port)
+    try:
+        print(f"valkey: {server.connection_url} (data in {data_dir})", flush=True)
+        while not stop.wait(1.0):
+            pass
+    finally:
+        server.stop(timeout=10)
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    raise SystemExit(serve(int(sys.argv[1]), Path(sys.argv[2]) if sys.argv[2:] else DATA_DIR))

@@ -1,8 +1,10 @@
 """Where the relay's Redis is and how its data is kept, read from the environment (12-factor).
 
 ``relay dev`` writes the URLs of the servers it started to ``.relay/dev.env`` so that a second
-terminal's ``relay send`` finds them without exporting anything; a variable set in the
-environment always wins over that file.
+terminal's ``relay send`` finds them without exporting anything (in the folder it runs in or
+any folder below it); a variable set in the environment always wins over that file. Where the
+URL came from (``redis_source``) goes into every "unreachable" error, so that falling back to
+the default, or to a dev server that has stopped, is never silent.
 """
 
 from __future__ import annotations
@@ -77,7 +79,10 @@ class StoreSettings:
         url = redis_url(values)
         from relay.connect import parse
 
-        parse(url)  # a malformed URL is a one-line ConfigError here, not a retry loop later
+        # A malformed URL is a one-line ConfigError here, naming the variable it came from,
+        # not a retry loop later (redis-py reads "localhost:6379" as host "localhost:6379").
+        parse(url, "REDIS_URL" if values.get("REDIS_URL") == url
+              and not values.get("RELAY_REDIS_URL") else "RELAY_REDIS_URL")
         return cls(url, scope, retention, _whole(values, "RELAY_DLQ_MAX", 0),
                    _whole(values, "RELAY_DLQ_MAX_AGE", 0))
 
@@ -93,14 +98,28 @@ def _whole(values: Mapping[str, str], name: str, default: int) -> int:
     return number
 
 
+def dev_env_file(start: Path | None = None) -> Path | None:
+    """The ``.relay/dev.env`` of this folder or the nearest folder above it, if any."""
+    folder = (start or Path.cwd()).resolve()
+    for candidate in (folder, *folder.parents):
+        path = candidate / DEV_ENV_FILE
+        if path.is_file():
+            return path
+    return None
+
+
 def environment(env: Mapping[str, str] | None = None) -> dict[str, str]:
     """The process environment, under the values ``relay dev`` left for this folder."""
     merged: dict[str, str] = {}
-    if env is None and DEV_ENV_FILE.is_file():
-        for line in DEV_ENV_FILE.read_text().splitlines():
+    found = dev_env_file() if env is None else None
+    if found is not None:
+        for line in found.read_text().splitlines():
             name, sep, value = line.partition("=")
             if sep and name.strip() and not name.startswith("#"):
                 merged[name.strip()] = value.strip()
+    if os.environ.get("RELAY_REDIS_URL") or os.environ.get("REDIS_URL"):
+        for name in ("RELAY_REDIS_URL", "REDIS_URL"):  # either one set here beats the file
+            merged.pop(name, None)
     merged.update(os.environ if env is None else env)
     return merged
 
@@ -110,11 +129,22 @@ def redis_url(env: Mapping[str, str] | None = None) -> str:
     return values.get("RELAY_REDIS_URL") or values.get("REDIS_URL") or DEFAULT_REDIS_URL
 
 
+def redis_source(env: Mapping[str, str] | None = None) -> str:
+    """Where ``redis_url`` found the URL: a variable's name, the dev.env file's path, or ``""``
+    for the default (so that an error can say which, and what to do)."""
+    given = os.environ if env is None else env
+    for name in ("RELAY_REDIS_URL", "REDIS_URL"):
+        if given.get(name):
+            return name
+    found = dev_env_file() if env is None else None
+    return str(found) if found is not None else ""
+
+
 def mask_url(url: str) -> str:
-    """The URL with every password hidden, for logs, errors and ``relay check``: in the
-    userinfo (which may itself contain ``@`` or ``:``), in a ``password=`` query parameter, and
-    in each address of a multi-address (kombu sentinel) URL."""
-    return ";".join(_mask_one(part) for part in url.split(";"))
+    """The URL with every password hidden, for logs, errors and ``relay check``: the one place
+    that masks. In the userinfo (even holding ``@ : / ? # ;`` unencoded), in a ``password=``
+    query parameter, and in each address of a multi-address (kombu sentinel) URL."""
+    return ";".join(_mask_one(part) for part in _ADDRESSES.split(url))
 
 
 def _mask_one(url: str) -> str:
@@ -122,16 +152,25 @@ def _mask_one(url: str) -> str:
     if not sep and "@" in url:  # not a URL we understand: hide whatever precedes the host
         return "***@" + url.rpartition("@")[2]
     if sep:
-        ends = [i for i in (rest.find(c) for c in "/?#") if i >= 0]
-        end = min(ends, default=len(rest))
-        authority = rest[:end]
-        if "@" in authority:
-            userinfo, _, hosts = authority.rpartition("@")
-            user, colon, _ = userinfo.partition(":")
-            authority = f"{user}:***@{hosts}" if colon else authority
-        url = f"{scheme}://{authority}{rest[end:]}"
+        at = _userinfo_end(rest)
+        if at >= 0:
+            user, colon, _ = rest[:at].partition(":")
+            rest = (f"{user}:***" if colon else rest[:at]) + rest[at:]
+        url = f"{scheme}://{rest}"
     return _SECRET_QUERY.sub(r"\1***", url)
 
 
-_SECRET_QUERY = re.compile(r"([?&](?:password|passwd|pass|pwd|sentinel_password|auth)=)[^&#;]*",
+def _userinfo_end(rest: str) -> int:
+    """Where the userinfo ends: the last ``@`` followed by something shaped like host[:port]
+    (a list of them, or nothing for unix://), so a password holding ``@ / ? #`` unencoded is
+    hidden whole. Hiding too much beats showing part of a password."""
+    for at in (i for i in range(len(rest) - 1, -1, -1) if rest[i] == "@"):
+        if _HOSTS.fullmatch(re.split(r"[/?#]", rest[at + 1:], maxsplit=1)[0]):
+            return at
+    return -1
+
+
+_ADDRESSES = re.compile(r";(?=\s*[A-Za-z][A-Za-z0-9+.-]*://)")  # not a ";" in a password
+_HOSTS = re.compile(r"[A-Za-z0-9._\-\[\]:,]*")
+_SECRET_QUERY = re.compile(r"([?&](?:password|passwd|pass|pwd|sentinel_password|auth)=)[^&;]*",
                            re.IGNORECASE)

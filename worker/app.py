@@ -19,7 +19,7 @@ from celery.worker.control import inspect_command
 from relay import connect, redis_checks, tenants
 from relay.errors import ConfigError
 from relay.sentry import init_sentry
-from relay.settings import mask_url
+from relay.settings import mask_url, redis_source
 from worker import step
 from worker.observe import configure_logging
 from worker.settings import Settings
@@ -53,7 +53,8 @@ def relay_figures(state: Any) -> dict[str, Any]:
 
 @signals.worker_ready.connect
 def _ready(**_: Any) -> None:
-    log.info("relay worker ready (pid %d)", os.getpid())
+    log.info("relay worker ready (pid %d); Redis at %s (%s)", os.getpid(),
+             mask_url(settings.redis_url), redis_source() or "the default")
 
 
 @signals.worker_init.connect
@@ -86,8 +87,9 @@ def start_worker(argv: list[str]) -> int:
     try:
         prepare(client)
     except redis.RedisError as exc:
-        log.warning("Redis at %s did not answer at start-up (%s); the consumer keeps trying",
-                    mask_url(settings.redis_url), type(exc).__name__)
+        log.warning("Redis at %s (%s) did not answer at start-up (%s); the consumer keeps "
+                    "trying", mask_url(settings.redis_url), redis_source() or "the default",
+                    type(exc).__name__)
     finally:
         client.close()
     name = [] if any(a in ("-n", "--hostname") or a.startswith("--hostname=") for a in argv) \

@@ -49,11 +49,23 @@ def effective_settings(settings: Settings) -> dict[str, Any]:
 def run_checks(settings: Settings) -> list[Check]:
     checks = _redis(settings.redis_url)
     for name, endpoint in settings.tenants.items():
-        if not endpoint.token:
-            checks.append(Check(f"{name}: token", False, "no security token set "
-                                "(RELAY_SECURITY_TOKEN or RELAY_TENANTS)"))
+        checks.append(_token(name, endpoint, name in settings.tokenless))
         checks.extend(asyncio.run(_endpoint(name, endpoint, settings.transport.connect_timeout)))
     return checks
+
+
+def _token(name: str, endpoint: Endpoint, tokenless: bool) -> Check:
+    """Set or not; never right or wrong: the service answers a wrong token only to a real
+    RecordInteraction call, which records an interaction. The WSDL does not need one."""
+    if not endpoint.token:
+        if tokenless:
+            return Check(f"{name}: token", True, "none (RELAY_TENANTS says token_required: "
+                                                 "false)")
+        return Check(f"{name}: token", False, "no security token set (RELAY_SECURITY_TOKEN "
+                                              "or RELAY_TENANTS): the worker refuses to start")
+    return Check(f"{name}: token", True, "set, NOT verified: only a real RecordInteraction "
+                 "call can tell a wrong token, and it records an interaction; send one test "
+                 "event (relay send) and watch `relay status EVENT_ID`", warning=True)
 
 
 def _redis(url: str) -> list[Check]:

@@ -4,7 +4,9 @@ One process runs one event loop and is bound by one core (design.md section 10),
 machine takes several. Each child is a whole Celery worker node (its own name, heartbeats and
 remote control), started and stopped together. Children run in their own process groups, so a
 Ctrl-C reaches each of them once (from here; Celery reads a second one as "stop now"), and
-they are told to stop (SIGTERM) if this process dies. A child that dies is started again.
+they are told to stop (SIGTERM) if this process dies. A child that dies is started again,
+unless it exited saying its configuration cannot work (exit code 4): then every child is
+stopped and the supervisor exits with that code, rather than restarting it forever.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import time
 from types import FrameType
 
 RESTART_DELAY_S = 1.0
+CONFIG_EXIT = 4  # relay.cli.exitcodes.CONFIG: restarting cannot help
 
 
 def default_processes() -> int:
@@ -32,7 +35,7 @@ def supervise(processes: int, argv: list[str]) -> int:
 
     def spawn() -> subprocess.Popen[bytes]:
         return subprocess.Popen(command, process_group=0,
-                                preexec_fn=_stop_with_parent)  # noqa: PLW1509 - no threads here
+                                preexec_fn=stop_with_parent)  # noqa: PLW1509 - no threads here
 
     children = [spawn() for _ in range(processes)]
     stopping: list[int] = []
@@ -48,9 +51,11 @@ def supervise(processes: int, argv: list[str]) -> int:
     while True:
         time.sleep(0.2)
         if stopping:
-            for child in children:
-                child.wait()
-            return 0
+            codes = [child.wait() for child in children]
+            return CONFIG_EXIT if CONFIG_EXIT in codes else 0
+        if any(child.poll() == CONFIG_EXIT for child in children):
+            forward(signal.SIGTERM, None)
+            continue
         for i, child in enumerate(children):
             if child.poll() is not None and not stopping:
                 print(f"relay worker: process {child.pid} exited with {child.returncode}; "
@@ -59,7 +64,7 @@ def supervise(processes: int, argv: list[str]) -> int:
                 children[i] = spawn()
 
 
-def _stop_with_parent() -> None:
+def stop_with_parent() -> None:
     """In the child, before exec: SIGTERM when the supervisor dies (Linux prctl)."""
     try:
         import ctypes

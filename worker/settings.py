@@ -80,6 +80,7 @@ class Settings:
     broker_url: str = ""  # Celery's broker, when not the relay's Redis (RELAY_BROKER_URL)
     sentry_dsn: Secret = field(default_factory=lambda: Secret(""))
     environment: str = "production"
+    tokenless: frozenset[str] = frozenset()  # tenants whose table entry says no token is needed
 
     def __repr__(self) -> str:
         parts = [f"{f.name}={getattr(self, f.name)!r}" for f in fields(self)
@@ -100,11 +101,13 @@ class Settings:
         if not self.tenants:
             raise ConfigError("no tenant to deliver for: set RELAY_SECURITY_TOKEN (the default "
                               "tenant) or RELAY_TENANTS")
-        missing = sorted(name for name, e in self.tenants.items() if not e.token)
+        missing = sorted(name for name, e in self.tenants.items()
+                         if not e.token and name not in self.tokenless)
         if missing:
             raise ConfigError(f"no security token for tenant(s) {', '.join(missing)}: set "
                               "RELAY_SECURITY_TOKEN (default tenant) or their 'token' in "
-                              "RELAY_TENANTS")
+                              "RELAY_TENANTS (or \"token_required\": false there, for an "
+                              "endpoint that needs none)")
 
     def endpoint(self, tenant: str) -> Endpoint:
         try:
@@ -123,7 +126,7 @@ class Settings:
                            token=Secret(get("RELAY_SECURITY_TOKEN", "")),
                            namespace=get("RELAY_SOAP_NAMESPACE") or DEFAULT_NAMESPACE,
                            action=get("RELAY_SOAP_ACTION") or None, version=version)
-        table = _tenants(get("RELAY_TENANTS", ""), default)
+        table, tokenless = _tenants(get("RELAY_TENANTS", ""), default)
         # The default tenant exists when it has a token, or when there is no table at all (so
         # a worker without any token is refused with one line rather than sending empty ones).
         tenants = {**({DEFAULT_TENANT: default} if default.token or not table else {}), **table}
@@ -131,6 +134,10 @@ class Settings:
                                heartbeat=_num(values, "RELAY_HEARTBEAT", 2.0),
                                redis_timeout=_num(values, "RELAY_REDIS_TIMEOUT", 2.0))
         leases.check()
+        broker = get("RELAY_BROKER_URL", "")
+        if broker and "://" not in broker:  # kombu would retry a host named "host:6379" forever
+            raise ConfigError("RELAY_BROKER_URL must be a URL with a scheme, e.g. "
+                              "redis://host:6379/0 or amqp://host:5672//")
         return cls(
             store=StoreSettings.from_env(values),
             tenants=tenants,
@@ -158,9 +165,10 @@ class Settings:
             drain=_num(values, "RELAY_DRAIN_TIMEOUT", 30.0),
             log_json=get("RELAY_LOG_FORMAT", "text") == "json",
             log_level=_log_level(get("RELAY_LOG_LEVEL", "info")),
-            broker_url=get("RELAY_BROKER_URL", ""),
+            broker_url=broker,
             sentry_dsn=Secret(get("RELAY_SENTRY_DSN") or get("SENTRY_DSN") or ""),
             environment=get("RELAY_ENVIRONMENT", "production"),
+            tokenless=tokenless,
         )
 
 
@@ -177,11 +185,14 @@ def _num(values: Mapping[str, str], name: str, default: float) -> float:
     return number
 
 
-def _tenants(raw: str, default: Endpoint) -> dict[str, Endpoint]:
+def _tenants(raw: str, default: Endpoint) -> tuple[dict[str, Endpoint], frozenset[str]]:
     """``RELAY_TENANTS``: JSON, or a path to a JSON file: ``{"acme": {"token": "...",
-    "url": "...", "namespace": "...", "version": "1.2"}}``; missing keys inherit the default."""
+    "url": "...", "namespace": "...", "version": "1.2"}}``; missing keys inherit the default.
+    ``"token_required": false`` lets a tenant's token be empty (an endpoint that authenticates
+    otherwise); the worker refuses to start on an empty token anywhere else. Also returns
+    the names of those tenants."""
     if not raw.strip():
-        return {}
+        return {}, frozenset()
     try:
         text = raw if raw.lstrip().startswith("{") else Path(raw).read_text()
         data: Any = json.loads(text)
@@ -190,15 +201,22 @@ def _tenants(raw: str, default: Endpoint) -> dict[str, Endpoint]:
                           f"{type(exc).__name__}") from None
     if not isinstance(data, dict):
         raise ConfigError("RELAY_TENANTS must map tenant names to objects")
-    tenants = {}
+    tenants, tokenless = {}, set()
     for name, spec in data.items():
-        if not isinstance(spec, dict) or not isinstance(spec.get("token"), str):
+        if not isinstance(spec, dict) or not isinstance(spec.get("token", ""), str):
             raise ConfigError(f"RELAY_TENANTS[{name!r}] needs a string 'token'")
-        tenants[name] = Endpoint(url=spec.get("url") or default.url, token=Secret(spec["token"]),
+        if not isinstance(spec.get("token_required", True), bool):
+            raise ConfigError(f"RELAY_TENANTS[{name!r}]['token_required'] must be true or false")
+        if spec.get("token_required") is False:
+            tokenless.add(name)
+        elif not isinstance(spec.get("token"), str):
+            raise ConfigError(f"RELAY_TENANTS[{name!r}] needs a string 'token'")
+        tenants[name] = Endpoint(url=spec.get("url") or default.url,
+                                 token=Secret(spec.get("token", "")),
                                  namespace=spec.get("namespace") or default.namespace,
                                  action=spec.get("action") or default.action,
                                  version=spec.get("version") or default.version)
-    return tenants
+    return tenants, frozenset(tokenless)
 
 
 def _log_level(raw: str) -> str:

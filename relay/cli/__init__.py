@@ -1,71 +1,91 @@
 """``relay``: one command line for producers, workers, the sandbox and operators (a thin face
-over ``producers``, ``worker`` and ``sandbox``; library code never imports it)."""
+over ``producers``, ``worker`` and ``sandbox``; library code never imports it).
+
+Built on click (Celery already depends on it). ``main`` is the one boundary where every
+failure a user can cause or meet becomes one line on stderr and a documented exit code.
+"""
 
 from __future__ import annotations
 
-import argparse
+import errno
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+
+import click
+import redis
 
 from relay.cli import exitcodes
 from relay.cli.output import error
 from relay.errors import ConfigError, EnqueueError, ValidationError
 
-Handler = Callable[[argparse.Namespace], int]
+EPILOG = "\b\nExit codes:\n" + "\n".join(
+    f"  {code}  {text}" for code, text in exitcodes.DESCRIPTIONS.items()) + (
+    "\n\n\b\nShell completion (zsh_source, fish_source for those shells):\n"
+    '  eval "$(_RELAY_COMPLETE=bash_source relay)"')
 
 
-def _sandbox(args: argparse.Namespace) -> int:
-    from sandbox.__main__ import serve
+def version() -> str:
+    """``relay.__version__`` when packaging sets it, else the installed distribution's."""
+    import relay
 
-    return serve(args)
+    found = getattr(relay, "__version__", None)
+    if isinstance(found, str):
+        return found
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
 
-
-def _api(args: argparse.Namespace) -> int:
-    from producers.api import serve
-
-    print(f"api: http://{args.host}:{args.port}/v1/interactions", flush=True)
-    serve(args.host, args.port)
-    return exitcodes.OK
-
-
-def _check(args: argparse.Namespace) -> int:
-    from relay.cli.commands import check
-
-    return check(args)
+    try:
+        return dist_version("interaction-relay")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from relay.cli import commands
-    from sandbox.__main__ import add_arguments as sandbox_arguments
+@click.group(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"],
+                                              "max_content_width": 100})
+@click.version_option(version(), "-V", "--version", prog_name="relay",
+                      message="%(prog)s %(version)s")
+def cli() -> None:
+    """Fire-and-forget delivery of interactions to RecordInteraction: enqueue, run workers,
+    inspect and repair.
 
-    parser = argparse.ArgumentParser(prog="relay", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    \b
+    Start here:
+      relay dev                      everything on this machine, from nothing
+      relay send --account 123456 --location STORE-001 --type VISIT
+      relay status                   what the pool is doing
+    """
 
-    def command(name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_text, description=help_text)
-        p.add_argument("--json", action="store_true", help="machine-readable output")
-        p.set_defaults(handler=handler)
-        return p
 
-    sandbox_arguments(command("sandbox", _sandbox, "run the Interaction.asmx emulator"))
-    api = command("api", _api, "run the HTTP ingestion API")
-    api.add_argument("--host", default="0.0.0.0")
-    api.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")))
-    command("check", _check, "check settings, Redis, the SOAP endpoint and its WSDL")
-    commands.register(command)
-    return parser
+def _register() -> None:
+    from relay.cli import commands, dlq, serve
+
+    for command in (serve.dev, serve.worker, serve.api, serve.sandbox, commands.send,
+                    commands.import_, commands.status, dlq.dlq, commands.check):
+        cli.add_command(command)
+
+
+_register()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    args = list(sys.argv[1:] if argv is None else argv)
     try:
-        if argv[:1] == ["worker"]:  # everything after `worker` belongs to Celery
-            from relay.cli.commands import worker
-
-            return worker(argv[1:])
-        args = build_parser().parse_args(argv)
-        code: int = args.handler(args)
+        code = cli.main(args=args, prog_name="relay", complete_var="_RELAY_COMPLETE",
+                        standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as exc:  # `relay`, `relay dlq`: the help page
+        click.echo(exc.ctx.get_help() if exc.ctx else cli.get_help(click.Context(cli)))
+        return exitcodes.USAGE
+    except click.UsageError as exc:  # one line too, and where to read more
+        path = exc.ctx.command_path if exc.ctx else "relay"
+        what = path.removeprefix("relay").strip() or "usage"
+        error(f"{what}: {exc.format_message().rstrip('.')} (see `{path} --help`)")
+        return exitcodes.USAGE
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except (click.Abort, KeyboardInterrupt):
+        return exitcodes.OK
     except ValidationError as exc:
         error(f"invalid input: {exc}")
         return exitcodes.USAGE
@@ -73,8 +93,42 @@ def main(argv: Sequence[str] | None = None) -> int:
         error(f"configuration: {exc}")
         return exitcodes.CONFIG
     except EnqueueError as exc:
-        error(str(exc))
+        error(unreachable(str(exc)))
         return exitcodes.UNAVAILABLE
-    except KeyboardInterrupt:
-        return exitcodes.OK
-    return code
+    except BrokenPipeError:  # `relay dlq export -o - | head`: the reader has had enough
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return exitcodes.FAILURE
+    except OSError as exc:  # a port in use, a file that cannot be written: the system's words
+        error(f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")
+              if exc.errno != errno.EADDRINUSE else f"{exc} (choose another with --port)")
+        return exitcodes.FAILURE
+    except redis.RedisError as exc:  # read paths (status, dlq) meet redis-py's own errors
+        from relay.settings import mask_url, redis_url
+
+        did = "did not answer" if isinstance(exc, redis.ConnectionError | redis.TimeoutError) \
+            else "refused the command"
+        error(unreachable(f"Redis at {mask_url(redis_url())} {did} ({type(exc).__name__}: "
+                          f"{exc})"))
+        return exitcodes.UNAVAILABLE
+    return code if isinstance(code, int) else exitcodes.OK
+
+
+def unreachable(problem: str) -> str:
+    """``problem`` plus where the Redis URL came from and what to do, on one line."""
+    if "Redis" not in problem:
+        return problem
+    return f"{problem}; {redis_advice()}"
+
+
+def redis_advice() -> str:
+    from relay.settings import redis_source
+
+    source = redis_source()
+    if source.endswith("REDIS_URL"):
+        return f"the URL is {source}'s: start Redis there, or fix {source}"
+    if source:
+        return (f"the URL is from {source}, written by `relay dev`: is it still running? "
+                "Start it again (make run), or delete that file")
+    return ("that is the default: RELAY_REDIS_URL is not set and there is no .relay/dev.env "
+            "here (`relay dev` writes it in its folder); set RELAY_REDIS_URL, or run "
+            "`relay dev` in this folder")

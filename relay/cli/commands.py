@@ -1,195 +1,138 @@
-"""Handlers of the ``relay`` subcommands: parse, call the library, print."""
+"""``relay send``, ``status``, ``import`` and ``check``: parse, call the library, print."""
 
 from __future__ import annotations
 
-import argparse
-import json
-import re
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
 
 from relay.cli import exitcodes
-from relay.cli.output import emit, error
+from relay.cli.output import emit, error, when
 
-Command = Callable[..., argparse.ArgumentParser]
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd]?)")
-_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+F = TypeVar("F", bound=Callable[..., Any])
 
 
-def register(command: Command) -> None:
-    send = command("send", cmd_send, "validate and enqueue one interaction")
-    send.add_argument("--account", required=True, help="AccountId (1-60 characters)")
-    send.add_argument("--location", required=True, help="LocationExternalReference")
-    send.add_argument("--type", required=True, dest="interaction_type",
-                      help="InteractionTypeExternalReference")
-    send.add_argument("--note", default="", help="InteractionNote (<= 256 characters)")
-    send.add_argument("--tenant", help="tenant name (maps to its token in RELAY_TENANTS)")
-    send.add_argument("--event-id", help="idempotency key; generated when absent")
-
-    status = command("status", cmd_status, "pool-wide counters, or one event's record")
-    status.add_argument("event_id", nargs="?")
-    status.add_argument("--tenant", default="default", help="the event's tenant")
-
-    dlq = command("dlq", cmd_dlq, "inspect, replay, purge or export dead letters")
-    dlq.add_argument("action", choices=["list", "show", "replay", "purge", "export"])
-    dlq.add_argument("ids", nargs="*", metavar="EVENT_ID")
-    dlq.add_argument("--code", type=int, help="only this return code")
-    dlq.add_argument("--tenant", help="only this tenant")
-    dlq.add_argument("--signal", help="only this signal, e.g. http:502 or fault:client")
-    dlq.add_argument("--location", help="only this location reference")
-    dlq.add_argument("--type", dest="interaction_type", help="only this interaction type")
-    dlq.add_argument("--older-than", type=duration, help="e.g. 30m, 2h, 1d")
-    dlq.add_argument("--newer-than", type=duration, help="e.g. 30m, 2h, 1d")
-    dlq.add_argument("--limit", type=int, help="at most this many (list, export)")
-    dlq.add_argument("--all", action="store_true", help="replay/purge every entry")
-    dlq.add_argument("--yes", action="store_true", help="purge without asking")
-    dlq.add_argument("--output", help="export to this file (JSON lines) instead of stdout")
-
-    imp = command("import", cmd_import, "bulk-enqueue a CSV or JSON-lines file")
-    imp.add_argument("file", help="CSV with a header row, or .jsonl/.ndjson/.json with one "
-                                  "object per line; one record per line, at most 64 KiB")
-    imp.add_argument("--quiet", action="store_true", help="no progress bar")
-    imp.add_argument("--id-prefix", type=id_prefix, metavar="TEXT",
-                     help="prefix of the event_id derived for a line without one, "
-                          "PREFIX:LINE:HASH, HASH being 16 hex digits of sha256(prefix, line "
-                          "number, line). Default: the file's base name. Characters outside "
-                          "A-Za-z0-9._- become '_', 64 are kept. The same prefix again enqueues "
-                          "nothing new: set it to keep ids across a rename, or to tell apart "
-                          "files that share a name (a date, say)")
-
-    dev = command("dev", cmd_dev, "all-in-one: embedded Redis, sandbox, worker, live counters")
-    dev.add_argument("--no-api", action="store_true", help="do not start the HTTP API")
+def json_option(f: F) -> F:
+    return click.option("--json", "as_json", is_flag=True,
+                        help="One JSON document on stdout (stable shape, for scripts).")(f)
 
 
-def duration(text: str) -> float:
-    match = _DURATION.fullmatch(text.strip())
-    if not match:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 90s, 30m, 2h, 1d")
-    return float(match.group(1)) * _UNITS[match.group(2)]
-
-
-def id_prefix(text: str) -> str:
-    if not text.strip():
-        raise argparse.ArgumentTypeError("must not be blank")
-    return text
-
-
-def _producer() -> Any:
+def producer() -> Any:
+    """The producer for this command; says so on stderr when it falls back to the default
+    Redis URL, which is never silent."""
     from producers import Producer
+    from relay.settings import mask_url, redis_source
 
-    return Producer()
+    p = Producer()
+    if not redis_source():
+        error(f"note: using {mask_url(p.url)}, the default (RELAY_REDIS_URL is not set and "
+              "there is no .relay/dev.env here)")
+    return p
 
 
-def cmd_send(args: argparse.Namespace) -> int:
-    producer = _producer()
-    fields = {"account_id": args.account, "location": args.location,
-              "interaction_type": args.interaction_type, "note": args.note,
-              "tenant": args.tenant, "event_id": args.event_id}
-    event_id = producer.record(**{k: v for k, v in fields.items() if v is not None})
-    emit({"event_id": event_id}, args.json, f"enqueued {event_id}")
+@click.command()
+@click.option("--account", required=True, help="AccountId (1-60 characters).")
+@click.option("--location", required=True, help="LocationExternalReference.")
+@click.option("--type", "interaction_type", required=True,
+              help="InteractionTypeExternalReference.")
+@click.option("--note", default="", help="InteractionNote (at most 256 characters).")
+@click.option("--tenant", help="Tenant name (its token is in the workers' RELAY_TENANTS).")
+@click.option("--event-id", help="Idempotency key; generated when absent. Sending the same one "
+                                 "again enqueues nothing new.")
+@json_option
+def send(account: str, location: str, interaction_type: str, note: str, tenant: str | None,
+         event_id: str | None, as_json: bool) -> int:
+    """Validate and enqueue one interaction.
+
+    Returns as soon as Redis holds it; a worker delivers it. An event id already known (within
+    the retention window) is not enqueued again: the output says so, and ``--json`` has
+    ``"already_known": true``.
+
+    \b
+    Example:
+      relay send --account 123456 --location STORE-001 --type VISIT --event-id pos-42
+    """
+    from relay.events import Interaction
+
+    fields = {"account_id": account, "location": location, "interaction_type": interaction_type,
+              "note": note, "tenant": tenant, "event_id": event_id}
+    event = Interaction.create(**{k: v for k, v in fields.items() if v is not None})
+    new = producer().enqueue(event)
+    text = (f"enqueued {event.event_id}" if new else
+            f"already known: {event.event_id} (not enqueued again; see `relay status "
+            f"{event.event_id}`" + ("" if event.tenant == "default" else
+                                    f" --tenant {event.tenant}") + ")")
+    emit({"event_id": event.event_id, "tenant": event.tenant, "enqueued": new,
+          "already_known": not new}, as_json, text)
     return exitcodes.OK
 
 
-def cmd_status(args: argparse.Namespace) -> int:
+@click.command()
+@click.argument("event_id", required=False)
+@click.option("--tenant", default="default", show_default=True, help="The event's tenant.")
+@json_option
+def status(event_id: str | None, tenant: str, as_json: bool) -> int:
+    """Pool-wide counters, queue depths and circuits; or one event's record.
+
+    \b
+    Examples:
+      relay status                     one line: queues, outcomes, circuits
+      relay status pos-42 --tenant acme
+      relay status --json | jq .dead_letters
+    """
     from relay.overview import one_line, overview
 
-    producer = _producer()
-    if args.event_id:
-        record = producer.status(args.event_id, args.tenant)
+    p = producer()
+    if event_id:
+        record = p.status(event_id, tenant)
         if record is None:
-            error(f"no event {args.event_id!r} (unknown, or its record expired)")
+            error(f"no event {event_id!r} for tenant {tenant!r} (unknown, or its record "
+                  "expired)")
             return exitcodes.NOT_FOUND
-        emit(record, args.json)
+        emit(record, as_json)
         return exitcodes.OK
-    view = overview(producer.redis, producer.keys)
-    emit(view, args.json, one_line(view))
+    view = overview(p.redis, p.keys)
+    emit(view, as_json, one_line(view) + "".join(
+        f"\n  circuit {c['tenant']}: {c['state']} since {when(c['since'])}: {c['reason']}"
+        for c in view["circuits"]))
     return exitcodes.OK
 
 
-def cmd_dlq(args: argparse.Namespace) -> int:
-    from relay import keys
-    from relay.deadletters import DeadLetters, Filter
+@click.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, readable=True,
+                                        path_type=Path))
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--id-prefix", metavar="TEXT", callback=lambda _c, _p, v: _not_blank(v),
+              help="Prefix of the event_id derived for a line without one, PREFIX:LINE:HASH, "
+                   "HASH being 16 hex digits of sha256(prefix, line number, line). Default: the "
+                   "file's base name. Characters outside A-Za-z0-9._- become '_', 64 are kept. "
+                   "The same prefix again enqueues nothing new: set it to keep ids across a "
+                   "rename, or to tell apart files that share a name (a date, say).")
+@json_option
+def import_(file: Path, quiet: bool, id_prefix: str | None, as_json: bool) -> int:
+    """Bulk-enqueue a CSV or JSON-lines file.
 
-    producer = _producer()
-    store = DeadLetters(producer.redis, producer.keys)
-    flt = Filter(code=args.code, tenant=args.tenant, signal=args.signal, location=args.location,
-                 interaction_type=args.interaction_type, older_than=args.older_than,
-                 newer_than=args.newer_than)
-    tenant = args.tenant or "default"  # of the EVENT_IDs named
-    if args.action == "show":
-        found = [e for e in (store.get(tenant, i) for i in args.ids) if e is not None]
-        if len(found) < len(args.ids) or not args.ids:
-            error("no such dead letter" if args.ids else "dlq show needs an EVENT_ID")
-            return exitcodes.NOT_FOUND if args.ids else exitcodes.USAGE
-        emit(found if len(found) > 1 else found[0], args.json)
-        return exitcodes.OK
-    if args.action in ("list", "export"):
-        return _listing(store, flt, args)
-    if args.ids:
-        members = [keys.member(tenant, i) for i in args.ids]
-    elif not flt.empty or args.all:
-        members = store.members(flt)
-    else:
-        error(f"dlq {args.action}: name EVENT_IDs, a filter (--code, --tenant ...) or --all")
-        return exitcodes.USAGE
-    if args.action == "replay":
-        done = [keys.split(m)[1] for m in store.replay(members)]
-        emit({"replayed": done}, args.json, f"replayed {len(done)} event(s)")
-        return exitcodes.OK if done or not args.ids else exitcodes.NOT_FOUND
-    if not args.yes:
-        if not sys.stdin.isatty():
-            error(f"refusing to purge {len(members)} dead letter(s) without --yes")
-            return exitcodes.USAGE
-        if input(f"purge {len(members)} dead letter(s) for good? [y/N] ").strip().lower() != "y":
-            return exitcodes.FAILURE
-    removed = store.purge(members)
-    emit({"purged": removed}, args.json, f"purged {removed} dead letter(s)")
-    return exitcodes.OK
+    CSV has a header row; .jsonl/.ndjson/.json (or any file whose first line is a JSON object)
+    has one object per line. One record per line, at most 64 KiB. A line that cannot be read
+    (bad quoting, not UTF-8, too long, a broken rule) is reported by number on stderr and
+    skipped; the summary always prints. Exit 1 when any line was rejected. A `relay dlq
+    export` file imports as it is.
 
-
-def _listing(store: Any, flt: Any, args: argparse.Namespace) -> int:
-    entries = store.entries(flt, args.limit)
-    if args.action == "export":
-        out = open(args.output, "w") if args.output else sys.stdout  # noqa: SIM115
-        try:
-            count = 0
-            for entry in entries:
-                out.write(json.dumps(entry) + "\n")
-                count += 1
-        finally:
-            if args.output:
-                out.close()
-        if args.output:
-            print(f"exported {count} dead letter(s) to {args.output}", file=sys.stderr)
-        return exitcodes.OK
-    rows = list(entries)
-    lines = [f"{e['event_id']}  tenant={e['tenant']}  code={e['dead_letter']['code']}  "
-             f"signal={e['dead_letter']['signal']}  attempts={e['dead_letter']['attempts']}  "
-             f"{e['dead_letter']['dead_at']}  {e['dead_letter']['reason']}" for e in rows]
-    emit(rows, args.json, "\n".join(lines) or "no dead letters")
-    return exitcodes.OK
-
-
-def cmd_import(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
+    \b
+    Examples:
+      relay import visits.csv
+      relay dlq export --code 503 -o dead.jsonl && relay import dead.jsonl
+    """
     from producers.bulk import Report, import_file
 
-    path = Path(args.file)
-    if not path.is_file():
-        error(f"no such file: {path}")
-        return exitcodes.USAGE
-    try:
-        path.open("rb").close()
-    except OSError as exc:
-        error(f"cannot read {path}: {exc.strerror or exc}")
-        return exitcodes.USAGE
-    producer = _producer()
+    p = producer()
     report = Report()
     started = time.monotonic()
-    show = not args.quiet and sys.stderr.isatty()
+    show = not quiet and sys.stderr.isatty()
 
     def progress(so_far: Report, fraction: float) -> None:
         if show:
@@ -212,11 +155,10 @@ def cmd_import(args: argparse.Namespace) -> int:
         if stopped:
             data["stopped"] = stopped
             text += f"; stopped early: {stopped}"
-        emit(data, args.json, text)
+        emit(data, as_json, text)
 
     try:
-        import_file(path, producer.enqueue, progress, reject, id_prefix=args.id_prefix,
-                    report=report)
+        import_file(file, p.enqueue, progress, reject, id_prefix=id_prefix, report=report)
     except KeyboardInterrupt:  # not 0: the lines after this point were never read
         summary("interrupted")
         return exitcodes.FAILURE
@@ -227,13 +169,24 @@ def cmd_import(args: argparse.Namespace) -> int:
     return exitcodes.FAILURE if report.rejected else exitcodes.OK
 
 
-def cmd_dev(args: argparse.Namespace) -> int:
-    from relay.cli.dev import run_dev
+def _not_blank(value: str | None) -> str | None:
+    if value is not None and not value.strip():
+        raise click.BadParameter("must not be blank")
+    return value
 
-    return run_dev(with_api=not args.no_api)
 
+@click.command()
+@json_option
+def check(as_json: bool) -> int:
+    """Check settings, Redis, each tenant's SOAP endpoint and its WSDL.
 
-def check(args: argparse.Namespace) -> int:
+    It cannot tell whether a security token is right: only a real RecordInteraction call
+    would, and that records an interaction. It says so, for each tenant.
+
+    \b
+    Example:
+      RELAY_SOAP_URL=https://test.example/Services/Interaction.asmx relay check
+    """
     from worker.check import effective_settings, run_checks
     from worker.settings import Settings
 
@@ -244,27 +197,5 @@ def check(args: argparse.Namespace) -> int:
                             "ok": all(r.ok for r in results)}
     lines = [f"[{'FAIL' if not r.ok else 'WARN' if r.warning else 'ok'}] {r.name}: {r.detail}"
              for r in results]
-    emit(data, args.json, "\n".join(lines))
+    emit(data, as_json, "\n".join(lines))
     return exitcodes.OK if data["ok"] else exitcodes.FAILURE
-
-
-def worker(argv: list[str]) -> int:
-    """``relay worker [--processes N] [celery worker options]``."""
-    from worker.processes import default_processes, supervise
-
-    processes, rest = default_processes(), []
-    args = iter(argv)
-    for arg in args:
-        if arg == "--processes" or arg.startswith("--processes="):
-            value = arg.partition("=")[2] if "=" in arg else next(args, "")
-            if not value.isdigit() or int(value) < 1:
-                error(f"--processes needs a whole number of at least 1, not {value!r}")
-                return exitcodes.USAGE
-            processes = int(value)
-        else:
-            rest.append(arg)
-    if processes > 1:
-        return supervise(processes, rest)
-    from worker.app import start_worker
-
-    return start_worker(rest)

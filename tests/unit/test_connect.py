@@ -44,6 +44,14 @@ def test_bad_urls_say_what_a_good_one_looks_like(url: str, message: str) -> None
     ("sentinel://:pw1@h1:1;sentinel://:pw1@h2:2/0?master_name=x", "pw1"),
     ("redis+sentinel://:s3cr3t@a:1,b:2/svc/0", "s3cr3t"),
     ("rediss://u:%40encoded@h:1/0", "%40encoded"),
+    # Unencoded characters a URL parser would stop at: the whole password is still hidden.
+    ("redis://u:p/ss@h:1/0", "p/ss"),
+    ("redis://:pa?ss@h:1/0", "pa?ss"),
+    ("redis://:pa#ss@h:1/0", "pa#ss"),
+    ("redis://:pa;ss@h:1/0", "pa;ss"),
+    ("redis://:pa@ss@h:1/0?password=qu@ery&db=1", "qu@ery"),
+    ("redis://h:1/0?db=1&Password=abc", "abc"),
+    ("unix://:s3cret@/tmp/redis.sock?db=0", "s3cret"),
 ])
 def test_every_password_form_is_masked(url: str, secret: str) -> None:
     masked = mask_url(url)

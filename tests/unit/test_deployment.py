@@ -9,10 +9,11 @@ import shlex
 import subprocess
 import sys
 
+import click
 import pytest
 import yaml
 
-from relay.cli import build_parser
+from relay.cli import cli
 from tests.helpers import ROOT
 
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -31,8 +32,10 @@ def assert_relay_command(argv: list[str]) -> None:
         unknown = [a.split("=")[0] for a in argv[2:] if a.startswith("--")
                    and a.split("=")[0] not in known]
         assert not unknown, f"celery worker does not know {unknown}"
-    else:
-        build_parser().parse_args(argv[1:])  # exits (fails the test) on an unknown option
+    else:  # click raises UsageError (fails the test) on an unknown command or option
+        command = cli.get_command(click.Context(cli), argv[1])
+        assert command is not None, f"no command {argv[1]!r}"
+        command.make_context(argv[1], argv[2:])
 
 
 def test_console_script_points_at_the_cli() -> None:
