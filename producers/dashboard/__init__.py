@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from urllib.parse import quote
 
 import aiohttp_jinja2
 import jinja2
@@ -35,6 +36,8 @@ def create_app(producer: Producer, admin_keys: Sequence[str]) -> web.Application
     env = aiohttp_jinja2.setup(app, loader=jinja2.PackageLoader("producers.dashboard"),
                                autoescape=True)
     env.globals["base"] = PREFIX
+    # Event ids may hold any printable character ("/", "?", "#"): quote all of them in paths.
+    env.filters["path"] = lambda value: quote(str(value), safe="")
     r = app.router
     r.add_get("/", views.overview_page)
     r.add_get("/live", views.overview_live)
@@ -42,7 +45,7 @@ def create_app(producer: Producer, admin_keys: Sequence[str]) -> web.Application
     r.add_get("/dead-letters/export", views.export)
     r.add_post("/dead-letters/replay", views.replay)
     r.add_post("/dead-letters/purge", views.purge)
-    r.add_get("/dead-letters/{tenant}/{event_id}", views.dead_letter_page)
+    r.add_get("/dead-letters/{tenant}/{event_id:.+}", views.dead_letter_page)
     r.add_get("/events", views.event_page)
     r.add_get("/login", auth.login_page)
     r.add_post("/login", auth.login)

@@ -76,7 +76,7 @@ def test_dead_letter_filtered_replayed_from_the_page_and_delivered(
     box = clean.pipeline.sandbox
     bad_location = dead(clean, location="STORE-777", note="first")
     bad_type = dead(clean, interaction_type="BOGUS")
-    other = dead(clean, location="STORE-777")
+    other = dead(clean, location="STORE-777", note=SCRIPT)
     log_in(browser, clean, ADMIN_KEY)
     wait_text(browser, "#dead-letters", "3")
     assert text(browser, "#delivered") == "0"
@@ -86,13 +86,14 @@ def test_dead_letter_filtered_replayed_from_the_page_and_delivered(
     browser.find_element(By.LINK_TEXT, "Dead letters").click()
     groups = text(browser, "#groups")
     assert "503" in groups and "STORE-777" in groups and "1200" in groups
+    screenshot(browser, "dead-letters")
     code = browser.find_element(By.NAME, "code")
     code.send_keys("503")
     code.submit()
     WebDriverWait(browser, 10).until(lambda c: "code=503" in c.current_url)
     listed = text(browser, "#entries")
     assert bad_location in listed and other in listed and bad_type not in listed
-    screenshot(browser, "dead-letters")
+    screenshot(browser, "dead-letters-503")
 
     browser.find_element(By.LINK_TEXT, bad_location).click()
     assert text(browser, "#state") == "dead_letter"
@@ -164,10 +165,11 @@ def test_usable_at_phone_width(browser: webdriver.Chrome, clean: Stack) -> None:
     dead(clean, location="STORE-404", note="x" * 200)
     log_in(browser, clean, ADMIN_KEY)
     browser.set_window_size(390, 844)
-    for path in ("/ui/", "/ui/dead-letters"):
+    for name, path in (("overview", "/ui/"), ("dead-letters", "/ui/dead-letters")):
         browser.get(clean.url(path))
         overflow = browser.execute_script(
             "return document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 0, f"{path} scrolls sideways by {overflow}px"
+        screenshot(browser, f"phone-{name}")
     browser.find_element(By.TAG_NAME, "body").send_keys(Keys.TAB)
     assert browser.switch_to.active_element.text == "Skip to content"

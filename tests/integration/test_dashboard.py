@@ -169,3 +169,15 @@ def test_no_secret_on_any_page(pipe: Pipeline, base: str) -> None:
         assert (text and event_id in text) or path in ("/ui/", "/ui/live")
         for secret in ("sandbox-token", ADMIN_KEY, API_KEY, "Envelope", "SecurityToken"):
             assert secret not in text, (path, secret)
+
+
+def test_any_printable_event_id_has_a_detail_page(pipe: Pipeline, base: str) -> None:
+    odd = "a/b?c#d%2F&e<x>"
+    pipe.send(event_id=odd, interaction_type="BOGUS")
+    pipe.wait_states([odd], ("dead_letter",))
+    s, _ = session(base)
+    listing = s.get(base + "/ui/dead-letters", timeout=10).text
+    link = re.search(r'class="event-link" href="([^"]+)"', listing)
+    assert link and link.group(1) == "/ui/dead-letters/default/a%2Fb%3Fc%23d%252F%26e%3Cx%3E"
+    detail = s.get(base + link.group(1).replace("&amp;", "&"), timeout=10)
+    assert detail.status_code == 200 and "a/b?c#d%2F&amp;e&lt;x&gt;" in detail.text
