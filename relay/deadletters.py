@@ -107,11 +107,13 @@ class DeadLetters:
                     if limit is not None and found >= limit:
                         return
 
-    def groups(self, flt: Filter | None = None) -> list[dict[str, Any]]:
+    def groups(self, flt: Filter | None = None, limit: int | None = None
+               ) -> list[dict[str, Any]]:
         """Matching dead letters counted by (code or signal, tenant, location), largest first:
-        "503 at STORE-031: 40" tells an operator what to fix before replaying."""
+        "503 at STORE-031: 40" tells an operator what to fix before replaying. ``limit`` caps
+        how many oldest matches are read (a page view must not read millions)."""
         counts: dict[tuple[str, str, str], int] = {}
-        for item in self.entries(flt):
+        for item in self.entries(flt, limit):
             info = item["dead_letter"]
             why = f"code:{info['code']}" if info.get("code") is not None else info["signal"]
             key = (why, item["tenant"], str(item.get("location", "")))

@@ -19,6 +19,7 @@ from aiohttp import web
 from producers.dashboard import auth, views
 from producers.dashboard.session import Sessions
 from producers.producer import Producer
+from relay.deadletters import DeadLetters
 from relay.settings import environment
 
 PREFIX = "/ui"
@@ -33,6 +34,7 @@ def create_app(producer: Producer, admin_keys: Sequence[str]) -> web.Application
     secret = environment().get("RELAY_DASHBOARD_SECRET", "")
     app[auth.SESSIONS] = Sessions.create(admin_keys, secret)
     app[views.PRODUCER] = producer
+    app[views.STORE] = DeadLetters(producer.redis, producer.keys)
     env = aiohttp_jinja2.setup(app, loader=jinja2.PackageLoader("producers.dashboard"),
                                autoescape=True)
     env.globals["base"] = PREFIX

@@ -23,7 +23,9 @@ from relay.events import DEFAULT_TENANT
 from relay.overview import by_signal, overview, rates
 
 PRODUCER = web.AppKey("producer", Producer)
+STORE = web.AppKey("store", DeadLetters)
 LISTED = 200  # rows shown on the dead-letter page; replay/purge/export act on every match
+GROUPED = 100_000  # most matches a page view reads to count groups (about a second of Redis)
 # Age choices on the filter form: name -> (older_than, newer_than) in seconds.
 AGES: Mapping[str, tuple[float | None, float | None]] = {
     "": (None, None), "lt1h": (None, 3600), "lt24h": (None, 86400),
@@ -37,8 +39,7 @@ async def _run(fn: Callable[..., Any], *args: Any) -> Any:
 
 
 def _store(request: web.Request) -> DeadLetters:
-    producer = request.config_dict[PRODUCER]
-    return DeadLetters(producer.redis, producer.keys)
+    return request.config_dict[STORE]
 
 
 def _page(request: web.Request, template: str, **context: Any) -> web.Response:
@@ -82,10 +83,11 @@ async def dead_letters_page(request: web.Request) -> web.Response:
     flt, chosen = parse_filter(request.query)
     store = _store(request)
     rows = await _run(lambda: list(store.entries(flt, LISTED + 1)))
-    groups = await _run(store.groups, flt)
+    groups = await _run(store.groups, flt, GROUPED)
     matching = sum(g["count"] for g in groups)
     return _page(request, "dead_letters.html", nav="dead-letters", rows=rows[:LISTED],
-                 more=len(rows) > LISTED, groups=groups[:20], matching=matching, chosen=chosen,
+                 more=len(rows) > LISTED, groups=groups[:20], matching=matching,
+                 capped=matching >= GROUPED, chosen=chosen,
                  query=urlencode(chosen), total=await _run(store.size), ages=list(AGES),
                  meaning=meaning, done=_done(request.query))
 
