@@ -99,6 +99,7 @@ def test_dead_letter_filtered_replayed_from_the_page_and_delivered(
     assert text(browser, "#state") == "dead_letter"
     assert text(browser, ".field-location") == "STORE-777"
     assert "503" in text(browser, "#timeline")
+    screenshot(browser, "dead-letter-detail")
 
     box.seed(add={"locations": ["STORE-777"]})  # the operator fixes the location
     browser.find_element(By.ID, "replay-one").click()
@@ -121,6 +122,7 @@ def test_dead_letter_filtered_replayed_from_the_page_and_delivered(
     field.submit()
     wait_text(browser, "#state", "delivered")
     assert "delivered" in text(browser, "#timeline") and "503" in text(browser, "#timeline")
+    screenshot(browser, "event-lookup")
 
 
 def test_a_script_in_a_note_shows_as_text(browser: webdriver.Chrome, clean: Stack) -> None:
