@@ -7,6 +7,7 @@ header on their own. Failures render as HTML pages; every response gets strict s
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
@@ -22,6 +23,7 @@ from relay.errors import EnqueueError
 log = logging.getLogger("relay.dashboard")
 SESSIONS = web.AppKey("sessions", Sessions)
 PUBLIC = ("/ui/login", "/ui/static/")
+FAILED_LOGIN_DELAY_S = 0.5
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; "
@@ -122,6 +124,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     key_id = sessions.admin(key) if isinstance(key, str) and key else None
     if key_id is None:
         log.info("dashboard: refused a login (not an admin key)")
+        await asyncio.sleep(FAILED_LOGIN_DELAY_S)  # slows guessing; costs a typo little
         return await login_page(request, "not an admin key", 401)
     target = form.get("next")
     response = web.HTTPSeeOther(_next(target if isinstance(target, str) else "/ui/"))

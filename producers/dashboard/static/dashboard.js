@@ -6,6 +6,8 @@
   if (!live) { return; }
   var state = document.getElementById("refresh-state");
   function refresh() {
+    // Not while hidden, and not under a keyboard user's focus (swapping would drop it).
+    if (document.hidden || live.contains(document.activeElement)) { return; }
     fetch(live.getAttribute("data-live"), {credentials: "same-origin"})
       .then(function (r) {
         if (r.redirected || !r.ok) { throw new Error("HTTP " + r.status); }
