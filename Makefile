@@ -16,7 +16,7 @@ run: $(STAMP)
 	$(BIN)/relay dev
 
 test: $(STAMP) lint
-	$(BIN)/pytest -q -m "not slow" tests/unit tests/integration tests/chaos
+	$(BIN)/pytest -q -m "not slow" tests/unit tests/integration tests/chaos tests/browser
 
 # Long suites kept out of `make test`: the 100,000-line import, ...
 slow: $(STAMP)

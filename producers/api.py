@@ -292,6 +292,9 @@ def create_app(producer: Producer, settings: ApiSettings) -> web.Application:
     r.add_get("/readyz", readyz)
     r.add_get("/metrics", metrics)
     r.add_get("/openapi.json", openapi)
+    from producers import dashboard  # the operator pages under /ui/ (issue 13)
+
+    app.add_subapp(dashboard.PREFIX, dashboard.create_app(producer, settings.admin_keys))
     return app
 
 

@@ -107,6 +107,21 @@ class DeadLetters:
                     if limit is not None and found >= limit:
                         return
 
+    def groups(self, flt: Filter | None = None, limit: int | None = None
+               ) -> list[dict[str, Any]]:
+        """Matching dead letters counted by (code or signal, tenant, location), largest first:
+        "503 at STORE-031: 40" tells an operator what to fix before replaying. ``limit`` caps
+        how many oldest matches are read (a page view must not read millions)."""
+        counts: dict[tuple[str, str, str], int] = {}
+        for item in self.entries(flt, limit):
+            info = item["dead_letter"]
+            why = f"code:{info['code']}" if info.get("code") is not None else info["signal"]
+            key = (why, item["tenant"], str(item.get("location", "")))
+            counts[key] = counts.get(key, 0) + 1
+        ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+        return [{"signal": s, "code": int(s[5:]) if s.startswith("code:") else None,
+                 "tenant": t, "location": loc, "count": n} for (s, t, loc), n in ranked]
+
     def members(self, flt: Filter) -> list[str]:
         return [keynames.member(e["tenant"], e["event_id"]) for e in self.entries(flt)]
 

@@ -41,6 +41,17 @@ def overview(client: redis.Redis, keys: Keys) -> dict[str, Any]:
     }
 
 
+def by_signal(view: dict[str, Any]) -> list[dict[str, Any]]:
+    """Attempts per signal (return code or error) with its meaning, most frequent first: the
+    ``signal:*`` counters ``/metrics`` exports as ``relay_signals_total``."""
+    from relay.codes import meaning
+
+    rows = [(k.removeprefix("signal:"), int(v)) for k, v in view["counters"].items()
+            if k.startswith("signal:")]
+    return [{"signal": s, "meaning": meaning(s), "count": n}
+            for s, n in sorted(rows, key=lambda r: (-r[1], r[0]))]
+
+
 def one_line(view: dict[str, Any]) -> str:
     o = view["outcomes"]
     state = ",".join(f"{c['tenant']}={c['state']}" for c in view["circuits"]) or "all closed"

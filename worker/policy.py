@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from relay.codes import REASONS
 from relay.errors import ConfigError, DeliveryError
 from worker.errors import HttpStatusError
 from worker.soap import Reply
@@ -54,16 +55,6 @@ DEFAULT_TABLE: Mapping[str, Outcome] = {
     "error": Outcome.RETRY,
 }
 
-REASONS: Mapping[int, str] = {
-    0: "success", 1: "undefined error", 2: "required field missing", 5: "invalid parameter(s)",
-    6: "feature not enabled", 100: "invalid security token",
-    101: "invalid permission for method", 102: "security token suspended",
-    103: "security token problem", 104: "security token problem",
-    105: "security token problem", 106: "security token problem",
-    300: "invalid account id", 301: "account id marked inactive",
-    503: "invalid location external reference",
-    1200: "invalid interaction type external reference",
-}
 
 # Failures that say "the service (or our route to it) is unwell" rather than "this event is
 # bad": a run of them opens the tenant's circuit. Client faults and 4xx count too, since a

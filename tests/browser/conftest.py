@@ -1,0 +1,84 @@
+"""A real stack for the dashboard's browser tests: Redis, the sandbox, a worker, ``relay api``
+and headless Chromium (Debian's ``chromium`` + ``chromium-driver``, driven by Selenium).
+
+A missing browser fails loudly (``.ci/run`` installs it): a skipped security test proves
+nothing. Screenshots go to ``tests/browser/screenshots/`` (gitignored).
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+
+from tests.helpers import Sandbox, free_port, port_open, start, stop, system_redis_url, wait_until
+from tests.integration.pipeline import Pipeline, start_pipeline, stop_pipeline
+
+API_KEY, ADMIN_KEY = "browser-api-key", "browser-admin-key"
+SHOTS = Path(__file__).with_name("screenshots")
+
+
+@dataclass
+class Stack:
+    pipeline: Pipeline
+    base: str  # the API's root URL
+
+    def url(self, path: str) -> str:
+        return self.base + path
+
+
+@pytest.fixture(scope="session")
+def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+          sandbox_server: Sandbox) -> Iterator[Stack]:
+    url = system_redis_url() or str(request.getfixturevalue("embedded_redis_url"))
+    logs = tmp_path_factory.mktemp("browser")
+    pipeline = start_pipeline(url, sandbox_server, logs / "worker.log")
+    port = free_port()
+    api = start(["-m", "relay", "api", "--host", "127.0.0.1", "--port", str(port)],
+                env={**pipeline.env, "RELAY_API_KEYS": API_KEY, "RELAY_ADMIN_KEYS": ADMIN_KEY},
+                log=logs / "api.log")
+    try:
+        wait_until(lambda: port_open(port) or api.poll() is not None, 20, message="relay api")
+        assert api.poll() is None, (logs / "api.log").read_text()
+        yield Stack(pipeline, f"http://127.0.0.1:{port}")
+    finally:
+        stop(api)
+        stop_pipeline(pipeline)
+
+
+def _chromium() -> tuple[str, str]:
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver")
+    if not browser or not driver:
+        pytest.fail("headless Chromium is missing: apt-get install -y chromium chromium-driver "
+                    "(.ci/run does this when it runs as root)")
+    return browser, driver
+
+
+@pytest.fixture
+def browser(request: pytest.FixtureRequest) -> Iterator[webdriver.Chrome]:
+    """A fresh browser (no cookies) at 1280x800; width changes per test when needed."""
+    binary, driver = _chromium()
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                "--window-size=1280,800", "--disable-extensions"):
+        options.add_argument(arg)
+    chrome = webdriver.Chrome(options=options, service=Service(driver))
+    chrome.set_page_load_timeout(20)
+    try:
+        yield chrome
+    finally:
+        chrome.quit()
+
+
+def screenshot(chrome: webdriver.Chrome, name: str) -> Path:
+    SHOTS.mkdir(exist_ok=True)
+    path = SHOTS / f"{name}.png"
+    chrome.save_screenshot(str(path))
+    return path
