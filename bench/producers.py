@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import time
@@ -154,7 +155,9 @@ def main(argv: list[str] | None = None) -> int:
         if api is not None:
             stop(api)
         client.flushdb()
-    print(f"\n{args.runs} run(s) of {args.events} events; median [min-max]")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"\n{args.runs} run(s) of {args.events} events; median [min-max]; "
+          f"{os.cpu_count()} cores, load average {load} at the end")
     print("| producer | enqueues/s | p50 ms | p99 ms | caller CPU us/event |")
     print("|---|---|---|---|---|")
     for mode, runs in results.items():
