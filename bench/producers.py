@@ -5,6 +5,8 @@ Modes, each over ``--events`` fresh events (new ``event_id`` each, so every call
 record and queues it):
 
 - ``sync``: one caller, ``Producer.record`` in a loop (a POS till or a WSGI worker thread).
+- ``sync threads xC``: ``--concurrency`` threads sharing one Producer (a threaded web server,
+  or what the HTTP API did before: the blocking producer in the loop's thread pool).
 - ``async x1``: one coroutine awaiting ``AsyncProducer.record`` in a loop: the same one-at-a-time
   shape, on redis.asyncio.
 - ``async xC``: ``--concurrency`` coroutines sharing one AsyncProducer (an aiohttp or FastAPI
@@ -28,6 +30,7 @@ import statistics
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import aiohttp
@@ -62,6 +65,24 @@ def run_sync(url: str, n: int, tag: str) -> dict[str, float]:
         producer.record(**item)
         samples.append(time.perf_counter() - t)
     elapsed, cpu = time.perf_counter() - began, time.process_time() - cpu
+    producer.close()
+    return summary(samples, elapsed, cpu)
+
+
+def run_threads(url: str, n: int, tag: str, concurrency: int) -> dict[str, float]:
+    producer = Producer(url)
+    items = fields(n, tag)
+
+    def timed(item: dict[str, str]) -> float:
+        t = time.perf_counter()
+        producer.record(**item)
+        return time.perf_counter() - t
+
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(timed, fields(concurrency, f"{tag}-warm")))
+        began, cpu = time.perf_counter(), time.process_time()
+        samples = list(pool.map(timed, items))
+        elapsed, cpu = time.perf_counter() - began, time.process_time() - cpu
     producer.close()
     return summary(samples, elapsed, cpu)
 
@@ -135,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
         wait_until(lambda: port_open(port) or api.poll() is not None, 20, message="api")
     modes: dict[str, Callable[[str], dict[str, float]]] = {
         "sync": lambda tag: run_sync(url, args.events, tag),
+        f"sync threads x{args.concurrency}": lambda tag: run_threads(url, args.events, tag,
+                                                                     args.concurrency),
         "async x1": lambda tag: asyncio.run(run_async(url, args.events, tag, 1)),
         f"async x{args.concurrency}": lambda tag: asyncio.run(
             run_async(url, args.events, tag, args.concurrency)),
