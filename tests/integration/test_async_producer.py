@@ -168,3 +168,24 @@ def test_a_drain_in_progress_is_not_repeated_by_a_second_one(redis_url: str,
 
     assert run(go()) == [0, 1]
     assert clean.zcard(KEYS.due) == 1
+
+
+def test_acceptance_can_wait_for_a_replica(tmp_path: Path) -> None:
+    """replicas=1 without a replica in time: an EnqueueError saying so (as Producer does)."""
+    from tests.topology import server
+
+    primary = server(tmp_path, "primary")
+
+    async def go() -> None:
+        lonely = AsyncProducer(f"redis://127.0.0.1:{primary.port}/0", replicas=1)
+        lonely.wait_ms = 200
+        with pytest.raises(EnqueueError, match="0 of 1 replicas confirmed"):
+            await lonely.record(**GOOD, event_id="w-1")
+        # the primary kept it: a retry is deduped, and nothing new means nothing to wait for
+        assert await lonely.enqueue(Interaction.create(**GOOD, event_id="w-1")) is False
+        await lonely.close()
+
+    try:
+        run(go())
+    finally:
+        primary.kill()
