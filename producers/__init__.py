@@ -1,7 +1,9 @@
 """Producer side of interaction-relay: validate, dedupe and enqueue interactions."""
 
+from producers.async_producer import AsyncProducer
 from producers.producer import Producer
 from relay.errors import EnqueueError, RelayError, ValidationError
 from relay.events import Interaction
 
-__all__ = ["EnqueueError", "Interaction", "Producer", "RelayError", "ValidationError"]
+__all__ = ["AsyncProducer", "EnqueueError", "Interaction", "Producer", "RelayError",
+           "ValidationError"]

@@ -1,15 +1,21 @@
 """HTTP ingestion API (aiohttp.web), for POS and web apps that cannot import Python.
 
 ``POST /v1/interactions`` answers 202 as soon as Redis holds the event. Keys are Bearer tokens
-from ``RELAY_API_KEYS`` (operators' endpoints under ``/v1/admin`` take ``RELAY_ADMIN_KEYS``),
-compared in constant time. Errors are JSON; Redis away is a 503 with Retry-After, never a 500.
+from ``RELAY_API_KEYS``, optionally bound to tenants (``producers.auth``); operators' endpoints
+under ``/v1/admin`` take ``RELAY_ADMIN_KEYS`` (401 for a missing or unknown key, 403 for a
+valid key without the right). Errors are JSON; Redis away is a 503 with Retry-After, never a
+500. Submits and status reads await the ``AsyncProducer`` on the event loop; the operators'
+endpoints (rare, paged) run the blocking store code in a thread.
+
+Slow clients cannot hold connections: request headers must arrive within
+``RELAY_API_HEADER_TIMEOUT`` seconds (default 10) of the connection or of the previous answer,
+and a body within ``RELAY_API_BODY_TIMEOUT`` (default 30) of its headers (408, then close).
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import hmac
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
@@ -19,6 +25,8 @@ from typing import Any
 import redis
 from aiohttp import web
 
+from producers.async_producer import AsyncProducer
+from producers.auth import ApiKey, bearer, match, parse_keys
 from producers.openapi import spec
 from producers.producer import Producer, unknown_tenant
 from producers.prometheus import render
@@ -33,14 +41,22 @@ from relay.settings import environment
 log = logging.getLogger("relay.api")
 BATCH_MAX = 1000
 RETRY_AFTER_S = "5"
+DEFAULT_HOST = "127.0.0.1"  # only this machine unless asked (compose and Procfile say 0.0.0.0)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @dataclass(frozen=True)
 class ApiSettings:
-    api_keys: tuple[str, ...]
-    admin_keys: tuple[str, ...]
+    """``api_keys``/``admin_keys``: ``RELAY_API_KEYS``/``RELAY_ADMIN_KEYS`` (see
+    ``producers.auth``); ``max_body``: ``RELAY_API_MAX_BODY`` bytes (1 MiB);
+    ``header_timeout``/``body_timeout``: ``RELAY_API_HEADER_TIMEOUT`` (10 s) and
+    ``RELAY_API_BODY_TIMEOUT`` (30 s), how long a client may take to send them."""
+
+    api_keys: tuple[ApiKey, ...]
+    admin_keys: tuple[ApiKey, ...]
     max_body: int = 1 << 20
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
 
     def __repr__(self) -> str:
         return f"ApiSettings(<{len(self.api_keys)} api keys>, <{len(self.admin_keys)} admin keys>)"
@@ -48,20 +64,38 @@ class ApiSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ApiSettings:
         values = environment(env)
-        api = tuple(k.strip() for k in values.get("RELAY_API_KEYS", "").split(",") if k.strip())
-        admin = tuple(k.strip() for k in values.get("RELAY_ADMIN_KEYS", "").split(",")
-                      if k.strip())
+        api = parse_keys(values.get("RELAY_API_KEYS", ""), "RELAY_API_KEYS")
+        admin = parse_keys(values.get("RELAY_ADMIN_KEYS", ""), "RELAY_ADMIN_KEYS",
+                           bindable=False)
         if not api:
             raise ConfigError("RELAY_API_KEYS is empty: set at least one API key")
         try:
             max_body = int(values.get("RELAY_API_MAX_BODY", 1 << 20))
         except ValueError:
             raise ConfigError("RELAY_API_MAX_BODY must be a whole number of bytes") from None
-        return cls(api, admin, max_body)
+        return cls(api, admin, max_body, _seconds(values, "RELAY_API_HEADER_TIMEOUT", 10.0),
+                   _seconds(values, "RELAY_API_BODY_TIMEOUT", 30.0))
+
+
+def _seconds(values: Mapping[str, str], name: str, default: float) -> float:
+    raw = values.get(name) or str(default)
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise ConfigError(f"{name} must be a positive number of seconds, not {raw!r}")
+    return value
+
+
+class BodyTimeout(Exception):
+    """The client did not send its whole body in time."""
 
 
 PRODUCER = web.AppKey("producer", Producer)
+ASYNC_PRODUCER = web.AppKey("async_producer", AsyncProducer)
 SETTINGS = web.AppKey("settings", ApiSettings)
+CALLER = "relay.caller"  # request key: the ApiKey that authenticated the request
 
 
 def _error(status: int, message: str, **extra: Any) -> web.Response:
@@ -69,15 +103,33 @@ def _error(status: int, message: str, **extra: Any) -> web.Response:
     return web.json_response({"error": message, **extra}, status=status, headers=headers)
 
 
-def _authorized(request: web.Request, keys: tuple[str, ...]) -> bool:
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not given:
-        return False
-    # Check every key, so timing says nothing about which (or how many) matched.
-    matched = False
-    for key in keys:
-        matched |= hmac.compare_digest(given.encode(), key.encode())
-    return matched
+def _unauthorized() -> web.Response:
+    return web.json_response({"error": "missing or invalid API key"}, status=401,
+                             headers={"WWW-Authenticate": "Bearer"})
+
+
+def _authenticate(request: web.Request, settings: ApiSettings) -> web.Response | None:
+    """401 for a missing or unknown key, 403 for a known key on the wrong side; None when
+    the caller may go on (its key then in ``request[CALLER]``)."""
+    given = bearer(request.headers.get("Authorization", ""))
+    caller, operator = match(given, settings.api_keys), match(given, settings.admin_keys)
+    if request.path.startswith("/v1/admin/"):
+        if operator is not None:
+            return None
+        return _error(403, "this API key is not an admin key (RELAY_ADMIN_KEYS)") \
+            if caller is not None else _unauthorized()
+    if caller is None:
+        return _unauthorized()
+    request[CALLER] = caller
+    return None
+
+
+def _check_tenant(request: web.Request, tenant: Any) -> None:
+    """403 when the caller's key is bound to tenants and ``tenant`` is not one of them (a
+    non-string tenant is left to validation, which answers 422)."""
+    tenant = tenant or DEFAULT_TENANT
+    if isinstance(tenant, str) and not request[CALLER].allows(tenant):
+        raise web.HTTPForbidden(reason=f"this API key may not act for tenant {tenant[:64]!r}")
 
 
 @web.middleware
@@ -85,14 +137,17 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Auth, then one place that turns every failure into a JSON answer."""
     settings = request.app[SETTINGS]
     if request.path.startswith("/v1/"):
-        admin = request.path.startswith("/v1/admin/")
-        if not _authorized(request, settings.admin_keys if admin else settings.api_keys):
-            return web.json_response({"error": "missing or invalid API key"}, status=401,
-                                     headers={"WWW-Authenticate": "Bearer"})
+        refused = _authenticate(request, settings)
+        if refused is not None:
+            return refused
     try:
         return await handler(request)
     except web.HTTPRequestEntityTooLarge:
         return _error(413, f"body larger than {settings.max_body} bytes")
+    except BodyTimeout:
+        response = _error(408, f"request body not received within {settings.body_timeout:g} s")
+        response.force_close()
+        return response
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -113,7 +168,11 @@ async def _body(request: web.Request) -> Any:
             request.app[SETTINGS].max_body:
         raise web.HTTPRequestEntityTooLarge(max_size=request.app[SETTINGS].max_body,
                                             actual_size=request.content_length)
-    raw = await request.read()
+    try:
+        async with asyncio.timeout(request.app[SETTINGS].body_timeout):
+            raw = await request.read()
+    except TimeoutError:
+        raise BodyTimeout from None
     try:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError):
@@ -123,7 +182,7 @@ async def _body(request: web.Request) -> Any:
 
 
 async def _run(request: web.Request, fn: Callable[..., Any], *args: Any) -> Any:
-    # The producer is synchronous (redis-py); keep the event loop free while it waits.
+    # Operators' store code is synchronous (redis-py); keep the event loop free meanwhile.
     return await asyncio.get_running_loop().run_in_executor(None, functools.partial(fn, *args))
 
 
@@ -133,8 +192,10 @@ def _accepted(request: web.Request, event: Interaction, new: bool) -> dict[str, 
 
 
 async def post_interaction(request: web.Request) -> web.Response:
-    event = Interaction.create(**_fields(await _body(request)))
-    new = await _run(request, request.app[PRODUCER].enqueue, event)
+    fields = _fields(await _body(request))
+    _check_tenant(request, fields.get("tenant"))
+    event = Interaction.create(**fields)
+    new = await request.app[ASYNC_PRODUCER].enqueue(event)
     return web.json_response(_accepted(request, event, new), status=202)
 
 
@@ -154,10 +215,13 @@ async def post_batch(request: web.Request) -> web.Response:
         raise ValidationError.one("interactions", "required", "must be a non-empty array")
     if len(items) > BATCH_MAX:
         raise ValidationError.one("interactions", "max_items", f"must hold at most {BATCH_MAX}")
+    for item in items:  # all or nothing: a key bound to tenants cannot slip one in
+        if isinstance(item, dict):
+            _check_tenant(request, item.get("tenant"))
     results: list[dict[str, Any]] = []
     valid: list[tuple[int, Interaction]] = []
-    producer = request.app[PRODUCER]
-    tenants = await _run(request, producer.known_tenants)
+    producer = request.app[ASYNC_PRODUCER]
+    tenants = await producer.known_tenants()
     for index, item in enumerate(items):
         try:
             event = Interaction.create(**_fields(item))
@@ -166,7 +230,7 @@ async def post_batch(request: web.Request) -> web.Response:
             valid.append((index, event))
         except ValidationError as exc:
             results.append({"index": index, "status": "invalid", "errors": exc.as_dicts()})
-    news = await _run(request, producer.enqueue_many, [e for _, e in valid])
+    news = await producer.enqueue_many([e for _, e in valid])
     results += [{"index": index, **_accepted(request, event, new)}
                 for (index, event), new in zip(valid, news, strict=True)]
     results.sort(key=lambda r: int(r["index"]))
@@ -178,8 +242,8 @@ async def post_batch(request: web.Request) -> web.Response:
 
 async def get_interaction(request: web.Request) -> web.Response:
     tenant = request.query.get("tenant") or DEFAULT_TENANT
-    record = await _run(request, request.app[PRODUCER].status, request.match_info["event_id"],
-                        tenant)
+    _check_tenant(request, tenant)
+    record = await request.app[ASYNC_PRODUCER].status(request.match_info["event_id"], tenant)
     if record is None:
         return _error(404, "no such event (unknown, or its record expired)")
     return web.json_response(record)
@@ -259,8 +323,8 @@ async def healthz(_: web.Request) -> web.Response:
 
 async def readyz(request: web.Request) -> web.Response:
     try:
-        await _run(request, request.app[PRODUCER].redis.ping)
-    except redis.RedisError:
+        await request.app[ASYNC_PRODUCER].ping()
+    except EnqueueError:
         return _error(503, "Redis unreachable")
     return web.json_response({"status": "ready"})
 
@@ -274,13 +338,19 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 async def openapi(request: web.Request) -> web.Response:
-    return web.json_response(spec(await _run(request, request.app[PRODUCER].known_tenants)))
+    return web.json_response(spec(await request.app[ASYNC_PRODUCER].known_tenants()))
 
 
 def create_app(producer: Producer, settings: ApiSettings) -> web.Application:
+    """The whole API; ``producer`` serves the operators' endpoints, and an ``AsyncProducer``
+    on the same Redis, spool and replicas (opened here, closed with the app) the rest."""
     app = web.Application(middlewares=[guard], client_max_size=settings.max_body)
     app[PRODUCER] = producer
+    spool = producer.spool.folder if producer.spool else None
+    app[ASYNC_PRODUCER] = AsyncProducer(producer.url, spool, producer.settings,
+                                        producer.replicas)
     app[SETTINGS] = settings
+    app.on_cleanup.append(_close)
     r = app.router
     r.add_post("/v1/interactions", post_interaction)
     r.add_post("/v1/interactions/batch", post_batch)
@@ -292,20 +362,29 @@ def create_app(producer: Producer, settings: ApiSettings) -> web.Application:
     r.add_get("/readyz", readyz)
     r.add_get("/metrics", metrics)
     r.add_get("/openapi.json", openapi)
-    from producers import dashboard  # the operator pages under /ui/ (issue 13)
+    from producers import dashboard  # the operator pages under /ui/
 
-    app.add_subapp(dashboard.PREFIX, dashboard.create_app(producer, settings.admin_keys))
+    admin_secrets = [key.secret for key in settings.admin_keys]
+    app.add_subapp(dashboard.PREFIX, dashboard.create_app(producer, admin_secrets))
     return app
 
 
-def serve(host: str, port: int) -> None:
+async def _close(app: web.Application) -> None:
+    await app[ASYNC_PRODUCER].close()
+    app[PRODUCER].close()
+
+
+def serve(host: str | None = DEFAULT_HOST, port: int = 8080) -> None:
     from sentry_sdk.integrations.aiohttp import AioHttpIntegration
 
     settings = ApiSettings.from_env()
     values = environment()
     init_sentry(values.get("RELAY_SENTRY_DSN") or values.get("SENTRY_DSN") or "",
                 component="api", environment=values.get("RELAY_ENVIRONMENT", "production"),
-                secrets=[*settings.api_keys, *settings.admin_keys],
+                secrets=[k.secret for k in (*settings.api_keys, *settings.admin_keys)],
                 integrations=[AioHttpIntegration()])
-    web.run_app(create_app(Producer(), settings), host=host, port=port, access_log=None,
+    # aiohttp closes a connection still waiting for a request's headers once its keep-alive
+    # timer fires (armed at connect and after each answer): that timer is the header timeout.
+    web.run_app(create_app(Producer(), settings), host=host or DEFAULT_HOST, port=port,
+                access_log=None, keepalive_timeout=settings.header_timeout,
                 print=lambda *_: None)

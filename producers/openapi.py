@@ -42,9 +42,12 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 
 _COMMON = {
     "401": _json(_ref("Error"), "missing or invalid API key"),
+    "403": _json(_ref("Error"), "a valid key without the right: bound to other tenants, or "
+                 "not an admin key on /v1/admin"),
     "503": _json(_ref("Error"), "Redis unreachable; retry after the Retry-After header"),
 }
 _BODY_ERRORS = {
+    "408": _json(_ref("Error"), "body not received within RELAY_API_BODY_TIMEOUT"),
     "413": _json(_ref("Error"), "body larger than the configured cap"),
     "422": _json(_ref("Error"), "validation failed; each error names field and rule"),
 }

@@ -4,7 +4,7 @@ enqueued when Redis answers again (``RELAY_SPOOL_DIR`` or ``Producer(spool_dir=.
 Each event is one JSON line, appended and fsynced before ``record`` returns, so a POS that
 crashes right after still has it. Draining re-enqueues line by line; enqueue dedupes on
 ``event_id``, so a line sent twice (a crash mid-drain) is still delivered once. A file lock
-keeps two processes sharing a folder from draining the same lines at once.
+keeps two processes (or two drains in one event loop) from draining the same lines at once.
 """
 
 from __future__ import annotations
@@ -13,9 +13,18 @@ import contextlib
 import fcntl
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+
+@dataclass
+class Pending:
+    """The journalled events, oldest first; a drain counts in ``done`` those Redis took."""
+
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    done: int = 0
 
 
 class Spool:
@@ -25,18 +34,26 @@ class Spool:
         self.path = self.folder / "spool.jsonl"
 
     @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
+    def _locked(self, wait: bool = True) -> Iterator[bool]:
         with (self.folder / "spool.lock").open("a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
             try:
-                yield
+                fcntl.flock(lock, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
     def append(self, message: dict[str, Any]) -> None:
-        line = json.dumps(message, separators=(",", ":")) + "\n"
+        self.extend([message])
+
+    def extend(self, messages: Iterable[dict[str, Any]]) -> None:
+        """Journal events (one fsync for all of them)."""
+        lines = "".join(json.dumps(m, separators=(",", ":")) + "\n" for m in messages)
         with self._locked(), self.path.open("a") as f:
-            f.write(line)
+            f.write(lines)
             f.flush()
             os.fsync(f.fileno())
 
@@ -52,21 +69,31 @@ class Spool:
         with self.path.open() as f:
             return sum(1 for line in f if line.strip())
 
+    @contextlib.contextmanager
+    def pending(self, wait: bool = True) -> Iterator[Pending]:
+        """The journalled events under the lock; on exit the first ``done`` leave the file.
+
+        ``wait=False`` (an event loop must never block on the lock): nothing pending while
+        another drain holds it.
+        """
+        with self._locked(wait) as held:
+            if not held or not self.path.exists():
+                yield Pending()
+                return
+            lines = [line for line in self.path.read_text().splitlines() if line.strip()]
+            batch = Pending([json.loads(line) for line in lines])
+            try:
+                yield batch
+            finally:
+                tmp = self.path.with_suffix(".tmp")
+                tmp.write_text("".join(f"{line}\n" for line in lines[batch.done:]))
+                os.replace(tmp, self.path)
+
     def drain(self, enqueue: Callable[[dict[str, Any]], object]) -> int:
         """Enqueue journalled events oldest first; stop at the first failure and keep the
         rest. Returns how many left the spool."""
-        with self._locked():
-            if not self.path.exists():
-                return 0
-            lines = [line for line in self.path.read_text().splitlines() if line.strip()]
-            done = 0
-            try:
-                for line in lines:
-                    enqueue(json.loads(line))
-                    done += 1
-            finally:
-                rest = lines[done:]
-                tmp = self.path.with_suffix(".tmp")
-                tmp.write_text("".join(f"{line}\n" for line in rest))
-                os.replace(tmp, self.path)
-            return done
+        with self.pending() as batch:
+            for message in batch.messages:
+                enqueue(message)
+                batch.done += 1
+        return batch.done

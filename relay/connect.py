@@ -199,8 +199,12 @@ def _shown(url: str) -> str:
 
 
 def server_ms(client: Any) -> int:
-    """Redis server time in ms (the clock every process shares), from any client kind."""
-    answer = client.time()
+    """Redis server time in ms (the clock every process shares), from any sync client kind."""
+    return ms(client.time())
+
+
+def ms(answer: Any) -> int:
+    """A ``TIME`` answer in ms (for asyncio clients, which answer it awaited)."""
     if isinstance(answer, dict):  # a cluster client answers per node; any primary will do
         answer = next(iter(answer.values()))
     seconds, micros = answer

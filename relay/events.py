@@ -35,6 +35,12 @@ _TENANT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 # RFC 3339 date-time with an offset: an event time without a zone is ambiguous.
 _RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
 
+
+def is_tenant_name(name: str) -> bool:
+    """Whether ``name`` can be a tenant (configuration checks it with the events' rule)."""
+    return len(name) <= TENANT_MAX and _TENANT.fullmatch(name) is not None
+
+
 FIELDS = ("account_id", "location", "interaction_type", "note", "tenant", "event_id",
           "occurred_at")
 

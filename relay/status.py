@@ -14,7 +14,7 @@ from typing import Any
 
 import redis
 
-from relay.connect import server_ms
+from relay.connect import ms, server_ms
 from relay.keys import member
 from relay.settings import StoreSettings
 
@@ -74,14 +74,31 @@ def read(client: redis.Redis, store: StoreSettings, tenant: str, event_id: str
          ) -> dict[str, Any] | None:
     """The event's status record, or None when unknown (or past the dedupe window). An event
     that ended delivered or rejected is only its outcome then, plus any attempt history."""
-    keys, m = store.keys, member(tenant, event_id)
-    bucket = server_ms(client) // store.bucket_ms
     pipe = client.pipeline(transaction=False)
+    _queue_reads(pipe, store, tenant, event_id, server_ms(client))
+    return _record(tenant, event_id, pipe.execute())
+
+
+async def read_async(client: Any, store: StoreSettings, tenant: str, event_id: str
+                     ) -> dict[str, Any] | None:
+    """``read`` over ``redis.asyncio`` (the HTTP API's event loop)."""
+    pipe = client.pipeline(transaction=False)
+    _queue_reads(pipe, store, tenant, event_id, ms(await client.time()))
+    return _record(tenant, event_id, await pipe.execute())
+
+
+def _queue_reads(pipe: Any, store: StoreSettings, tenant: str, event_id: str, now_ms: int
+                 ) -> None:
+    keys, m = store.keys, member(tenant, event_id)
+    bucket = now_ms // store.bucket_ms
     pipe.hgetall(keys.record(tenant, event_id))
     pipe.lrange(keys.history(tenant, event_id), 0, -1)
     for b in range(bucket, bucket - store.buckets - 1, -1):
         pipe.hget(keys.done(b), m)
-    raw, history, *ended = pipe.execute()
+
+
+def _record(tenant: str, event_id: str, replies: list[Any]) -> dict[str, Any] | None:
+    raw, history, *ended = replies
     if raw:
         return view(tenant, event_id, raw, history)
     found = next((_text(v) for v in ended if v), None)

@@ -28,9 +28,13 @@ def register(client: Any, keys: Keys, names: Iterable[str]) -> None:
 
 
 def known(client: Any, keys: Keys) -> frozenset[str]:
-    members = client.smembers(keys.tenants)
-    names = frozenset(m.decode() if isinstance(m, bytes) else str(m) for m in members)
-    return names or frozenset({DEFAULT_TENANT})
+    return names(client.smembers(keys.tenants))
+
+
+def names(members: Iterable[Any]) -> frozenset[str]:
+    """The set's members as names (only ``default`` until a worker registered)."""
+    found = frozenset(m.decode() if isinstance(m, bytes) else str(m) for m in members)
+    return found or frozenset({DEFAULT_TENANT})
 
 
 class Cache:
@@ -41,6 +45,17 @@ class Cache:
         self._at = float("-inf")
 
     def get(self, client: Any, keys: Keys) -> frozenset[str]:
-        if time.monotonic() - self._at > CACHE_S:
-            self._names, self._at = known(client, keys), time.monotonic()
+        if self.stale():
+            self.keep(known(client, keys))
         return self._names
+
+    async def get_async(self, client: Any, keys: Keys) -> frozenset[str]:
+        if self.stale():
+            self.keep(names(await client.smembers(keys.tenants)))
+        return self._names
+
+    def stale(self) -> bool:
+        return time.monotonic() - self._at > CACHE_S
+
+    def keep(self, found: frozenset[str]) -> None:
+        self._names, self._at = found, time.monotonic()

@@ -5,11 +5,13 @@ Every knob has a documented default; ``relay check`` prints the effective values
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from relay.errors import ConfigError
 from relay.events import DEFAULT_TENANT
@@ -127,6 +129,10 @@ class Settings:
                            namespace=get("RELAY_SOAP_NAMESPACE") or DEFAULT_NAMESPACE,
                            action=get("RELAY_SOAP_ACTION") or None, version=version)
         table, tokenless = _tenants(get("RELAY_TENANTS", ""), default)
+        insecure = get("RELAY_ALLOW_INSECURE_SOAP", "").strip().lower() in ("1", "true", "yes")
+        check_soap_url(default.url, "RELAY_SOAP_URL", insecure)
+        for name, endpoint in table.items():
+            check_soap_url(endpoint.url, f"RELAY_TENANTS[{name!r}].url", insecure)
         # The default tenant exists when it has a token, or when there is no table at all (so
         # a worker without any token is refused with one line rather than sending empty ones).
         tenants = {**({DEFAULT_TENANT: default} if default.token or not table else {}), **table}
@@ -170,6 +176,32 @@ class Settings:
             environment=get("RELAY_ENVIRONMENT", "production"),
             tokenless=tokenless,
         )
+
+
+def check_soap_url(url: str, variable: str, allow_insecure: bool = False) -> None:
+    """The token travels in the SOAP body: ``https`` only, plain ``http`` to this machine
+    (loopback: the token never leaves it) or with ``RELAY_ALLOW_INSECURE_SOAP=1``."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+    except ValueError:
+        parts, host = urlsplit(""), ""
+    if parts.scheme not in ("http", "https") or not host:
+        raise ConfigError(f"{variable} must be an https:// URL with a host, e.g. "
+                          f"{PRODUCTION_URL}")
+    if parts.scheme == "http" and not allow_insecure and not _loopback(host):
+        raise ConfigError(f"{variable} must use https:// (the security token is in every "
+                          "request): plain http:// only to 127.0.0.1/localhost, or set "
+                          "RELAY_ALLOW_INSECURE_SOAP=1")
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _num(values: Mapping[str, str], name: str, default: float) -> float:

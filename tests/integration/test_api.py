@@ -70,7 +70,14 @@ def test_ingestion_needs_a_valid_api_key(api: Api, key: str | None) -> None:
 
 
 def test_admin_endpoints_need_the_admin_key(api: Api) -> None:
-    assert api.get("/v1/admin/dead-letters").status_code == 401
+    """401 only for a missing or unknown key; a valid key without the right gets 403."""
+    for key in (None, "wrong"):
+        r = api.get("/v1/admin/dead-letters", key=key)
+        assert r.status_code == 401 and r.headers["WWW-Authenticate"] == "Bearer"
+    for key in (KEY, "other"):
+        r = api.post("/v1/admin/dead-letters/replay", key=key, json={"all": True})
+        assert r.status_code == 403 and "admin key" in r.json()["error"]
+        assert api.get("/v1/admin/dead-letters", key=key).status_code == 403
     assert api.get("/v1/admin/dead-letters", key=ADMIN).status_code == 200
 
 

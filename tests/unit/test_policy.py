@@ -86,9 +86,9 @@ def test_settings_errors_name_the_variable(env: dict[str, str], message: str) ->
 
 
 def test_tenants_inherit_the_default_endpoint() -> None:
-    settings = Settings.from_env({"RELAY_SOAP_URL": "http://x/Services/Interaction.asmx",
+    settings = Settings.from_env({"RELAY_SOAP_URL": "https://x/Services/Interaction.asmx",
                                   "RELAY_TENANTS": '{"acme": {"token": "t"}}'})
-    assert settings.endpoint("acme").url == "http://x/Services/Interaction.asmx"
+    assert settings.endpoint("acme").url == "https://x/Services/Interaction.asmx"
     with pytest.raises(ConfigError, match="unknown tenant 'zed'"):
         settings.endpoint("zed")
 
