@@ -9,11 +9,15 @@ from typing import Any
 
 # Each fault a request can draw; rates are probabilities per request.
 FAULTS = ("error", "exception", "html502", "hang", "reset", "malformed", "huge", "bomb",
-          "trickle")
+          "trickle", "http400", "http415")
 OUTAGE_MODES = ("html503", "reset", "error")
 # Where each fault strikes decides whether the call is on the record (which counts duplicates).
 # In front of the service (a proxy, the network): the call never arrives, nothing is recorded.
-IN_FRONT = frozenset({"html502", "html503", "reset", "malformed", "huge", "bomb"})
+# "http400"/"http415" are the bare refusals .asmx gives a body that is not well-formed XML or a
+# media type it does not serve (design.md section 11), for a request the client sent intact but
+# something on the way (a proxy rewriting it, a broken client build) spoiled.
+IN_FRONT = frozenset({"html502", "html503", "reset", "malformed", "huge", "bomb", "http400",
+                      "http415"})
 # After the service has committed the call: it answers late or never, as a real one does when
 # its reply is held up. The call is recorded although the client may give up on it.
 AFTER_COMMIT = frozenset({"hang", "trickle"})

@@ -290,7 +290,7 @@ def test_interaction_ids_go_past_2_to_the_31(sandbox: Sandbox) -> None:
     assert reply.return_code == 0 and reply.interaction_id == start + 1
     assert [c["interaction_id"] for c in sandbox.calls()["calls"]] == [start, start + 1]
     for bad in (0, -1, 2**63, "many"):
-        r = requests.post(sandbox.base + "/_sandbox/config", json={"next_id": bad}, timeout=5)
+        r = sandbox.control("POST", "config", json={"next_id": bad})
         assert r.status_code == 400, bad
     sandbox.reset()
     assert call(sandbox.url).interaction_id == start + 2  # a reset never repeats an id
@@ -425,7 +425,7 @@ def test_latency_with_jitter(sandbox: Sandbox) -> None:
 
 
 def test_control_rejects_unknown_settings(sandbox: Sandbox) -> None:
-    r = requests.post(sandbox.base + "/_sandbox/config", json={"rates": {"meteor": 1}}, timeout=5)
+    r = sandbox.control("POST", "config", json={"rates": {"meteor": 1}})
     assert r.status_code == 400 and "unknown fault 'meteor'" in r.text
 
 
