@@ -42,12 +42,14 @@ def add_routes(app: web.Application, token: str | None) -> None:
     if token is None:
         app.router.add_route("*", PREFIX + "{tail:.*}", _off)
         return
-    expected = f"Bearer {check_token(token)}".encode()
+    expected = check_token(token).encode()
 
     def guarded(handler: Handler) -> Handler:
         async def check(request: web.Request) -> web.StreamResponse:
-            given = request.headers.get("Authorization", "").encode()
-            if not hmac.compare_digest(given, expected):
+            scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+            # compare_digest takes as long whatever the token's first wrong byte
+            if not (hmac.compare_digest(given.encode(), expected)
+                    and scheme.lower() == "bearer"):
                 return web.json_response(
                     {"error": "control API: missing or wrong bearer token "
                               f"(Authorization: Bearer <{TOKEN_ENV}>)"},

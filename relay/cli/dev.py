@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -23,6 +24,7 @@ from relay.overview import one_line, overview
 from relay.settings import DEV_ENV_FILE, StoreSettings
 
 SANDBOX_TOKEN = "sandbox-token"  # noqa: S105 - the emulator's published test token
+SANDBOX_CONTROL_ENV = "RELAY_SANDBOX_CONTROL_TOKEN"
 DEV_API_KEY = "dev-key"  # only when RELAY_API_KEYS is unset, on a developer's machine
 
 
@@ -82,10 +84,14 @@ class _Stack:
             print(f"soap:    {self.env['RELAY_SOAP_URL']}")
             return
         port = _free_port(8088)
+        # The sandbox's control API is off unless given a token: on here, behind a fresh one.
+        token = self.env.setdefault(SANDBOX_CONTROL_ENV, secrets.token_urlsafe(24))
         _wait_port(port, self.spawn("sandbox", "sandbox", "--port", str(port)), "sandbox")
         self.env["RELAY_SOAP_URL"] = f"http://127.0.0.1:{port}/Services/Interaction.asmx"
         self.env.setdefault("RELAY_SECURITY_TOKEN", SANDBOX_TOKEN)
-        print(f"soap:    sandbox at {self.env['RELAY_SOAP_URL']}")
+        print(f"soap:    sandbox at {self.env['RELAY_SOAP_URL']}\n"
+              f"         control http://127.0.0.1:{port}/_sandbox/config "
+              f"(Authorization: Bearer {token})")
 
     def api(self) -> None:
         self.env.setdefault("RELAY_API_KEYS", DEV_API_KEY)
