@@ -33,12 +33,14 @@ class SandboxState:
     def set_next_id(self, value: Any) -> None:
         """Where InteractionIds continue: the platform's are .NET longs, so a test can start
         above 2^31 to prove a client does not read them as 32-bit ints."""
-        if isinstance(value, bool) or not isinstance(value, int | str):
-            raise ValueError(f"next_id must be an integer within 1..{MAX_ID}")
-        next_id = int(value)
-        if not 1 <= next_id <= MAX_ID:
-            raise ValueError(f"next_id must be within 1..{MAX_ID}")
-        self.next_id = next_id
+        rule = f"next_id must be an integer within 1..{MAX_ID}"
+        if isinstance(value, str) and value.strip().isdigit():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(rule)
+        if not 1 <= value <= MAX_ID:
+            raise ValueError(rule)
+        self.next_id = value
 
     @property
     def action(self) -> str:
