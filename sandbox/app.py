@@ -59,7 +59,7 @@ async def _serve(request: web.Request, state: SandboxState) -> web.StreamRespons
     injected = _draw(state)
     if injected in IN_FRONT:
         await _pause(state)
-        return await inject.in_front(request, injected)
+        return await inject.in_front(request, injected, state.faults)
     answer = await _answer(request, state, injected)
     # Latency and late faults come after the record, as with a real service that commits and
     # then answers late: a call the client gave up on is still counted.

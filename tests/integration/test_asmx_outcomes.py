@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from datetime import datetime
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +79,25 @@ def test_bare_400_or_415_is_dead_lettered_at_once(pipeline: Pipeline, fault: str
                                                                   f"HTTP {status}", 1)
     assert pipeline.sandbox.calls()["requests"][f"fault:{fault}"] == 1  # called once, no retry
     assert pipeline.counters()[f"signal:http:{status}"] == 1
+
+
+def test_a_throttle_429_is_retried_after_its_retry_after_without_spending_attempts(
+        pipeline: Pipeline) -> None:
+    """429: retry, honouring Retry-After; the front door refused it, so the call did not
+    reach the service and costs no attempt (RELAY_MAX_ATTEMPTS=4 is never reached)."""
+    pipeline.sandbox.configure(rates={"http429": 1.0}, retry_after_s=1)
+    event_id = pipeline.send(note="throttled")
+    wait_until(lambda: pipeline.sandbox.calls(limit=0)["requests"].get("fault:http429", 0) >= 5,
+               15, 0.1, "five throttled calls")
+    record = pipeline.producer.status(event_id)
+    assert record is not None and record["state"] in ("waiting", "held")
+    assert record["attempts"] >= 5 and record["charged"] <= 1  # one may be in flight
+    stamps = [datetime.fromisoformat(h["at"]) for h in record["history"]]
+    assert [h["signal"] for h in record["history"]] == ["http:429"] * len(stamps)
+    gaps = [(b - a).total_seconds() for a, b in pairwise(stamps)]
+    assert len(gaps) >= 3 and min(gaps) >= 0.95, gaps  # Retry-After: 1, over a 0.2 s backoff
+    pipeline.sandbox.configure(rates={"http429": 0.0})
+    assert ended(pipeline, event_id)["state"] == "delivered"
 
 
 @pytest.mark.parametrize("tenant", ["wrongns", "wrongns12"])

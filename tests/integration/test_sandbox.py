@@ -419,6 +419,18 @@ def test_bare_refusals_can_be_injected(sandbox: Sandbox, fault: str, status: int
     assert sandbox.calls()["requests"][f"fault:{fault}"] == 3
 
 
+def test_a_throttle_answers_429_with_retry_after(sandbox: Sandbox) -> None:
+    sandbox.configure(rates={"http429": 1.0}, retry_after_s=7)
+    r = post(sandbox, envelope())
+    assert (r.status_code, r.headers["Retry-After"]) == (429, "7")
+    with pytest.raises(HttpStatusError, match="HTTP 429") as throttled:
+        call(sandbox.url)
+    assert throttled.value.retry_after == 7
+    assert sandbox.calls()["count"] == 0
+    for bad in (-1, 1.5, "2", True):
+        assert sandbox.control("POST", "config", json={"retry_after_s": bad}).status_code == 400
+
+
 def test_chunked_requests_are_counted(sandbox: Sandbox) -> None:
     """Some .asmx hosts mishandle chunked requests (design.md section 11): the sandbox serves
     them but counts them, so a test can prove a client sends ``Content-Length``."""
