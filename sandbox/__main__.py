@@ -1,16 +1,25 @@
-"""``relay sandbox`` / ``python -m sandbox``: run the emulator."""
+"""``relay sandbox`` / ``python -m sandbox``: run the emulator.
+
+The control API is off unless ``RELAY_SANDBOX_CONTROL_TOKEN`` is set (an environment variable,
+not an option, so the token never shows in a process list); see ``sandbox.control``.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from sandbox.app import DEFAULT_NAMESPACE, PATH, SandboxState, run
+from sandbox.control import MIN_TOKEN, PREFIX, TOKEN_ENV, check_token
 from sandbox.faults import FAULTS
 from sandbox.seed import Seed
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.epilog = (f"The control API ({PREFIX}: faults, seed, record of calls) is off unless "
+                f"{TOKEN_ENV} holds a token of {MIN_TOKEN}+ characters; each control request "
+                "then needs 'Authorization: Bearer <token>'. `relay dev` sets one for you.")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8088)
     p.add_argument("--latency-ms", type=float, default=0.0)
@@ -30,7 +39,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def serve(args: argparse.Namespace) -> int:
     seed = Seed.load(args.seed) if args.seed else Seed()
     state = SandboxState(namespace=args.namespace, seed=seed)
+    token = os.environ.get(TOKEN_ENV) or None
     try:
+        if token is not None:
+            check_token(token)
         state.set_next_id(args.next_id)
         state.faults.update({
             "latency_ms": args.latency_ms, "jitter_ms": args.jitter_ms,
@@ -40,9 +52,10 @@ def serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"relay sandbox: {exc}", file=sys.stderr)
         return 2
-    print(f"sandbox: http://{args.host}:{args.port}{PATH} (WSDL: ?WSDL, control: /_sandbox/)",
-          flush=True)
-    run(args.host, args.port, state)
+    control = (f"control: {PREFIX} with the bearer token in {TOKEN_ENV}" if token
+               else f"control API off: set {TOKEN_ENV} to turn it on")
+    print(f"sandbox: http://{args.host}:{args.port}{PATH} (WSDL: ?WSDL; {control})", flush=True)
+    run(args.host, args.port, state, token)
     return 0
 
 

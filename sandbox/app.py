@@ -1,9 +1,5 @@
-"""The sandbox server: an emulated ``Services/Interaction.asmx`` plus a control API.
-
-Control endpoints (JSON) live under ``/_sandbox/``: ``config`` (GET/POST latency, faults, the
-namespace and ``next_id``, where InteractionIds continue), ``seed`` (GET/POST add/remove reference
-data), ``calls`` (the record of accepted calls, with a duplicate count and the most requests served
-at once), ``reset`` (seed, faults, namespace and record; ids keep increasing so none repeats).
+"""The sandbox server: an emulated ``Services/Interaction.asmx``, plus the control API
+(``sandbox.control``) when a token turns it on.
 
 A call is recorded once it is read and accepted, before any latency or late fault: a client that
 timed out on it still finds it counted, as with a real service that commits and answers late.
@@ -12,76 +8,26 @@ timed out on it still finds it counted, as with a real service that commits and 
 from __future__ import annotations
 
 import asyncio
-import random
-import time
-from collections import Counter
-from dataclasses import dataclass, field
-from typing import Any
 
 from aiohttp import web
 
-from sandbox import asmx, inject, wsdl
-from sandbox.faults import AFTER_COMMIT, IN_FRONT, FaultConfig
-from sandbox.seed import Seed
+from sandbox import asmx, control, inject, wsdl
+from sandbox.faults import AFTER_COMMIT, IN_FRONT
+from sandbox.state import DEFAULT_NAMESPACE, STATE, SandboxState
+
+__all__ = ["DEFAULT_NAMESPACE", "PATH", "SandboxState", "create_app", "run"]
 
 PATH = "/Services/Interaction.asmx"
-DEFAULT_NAMESPACE = "https://app.smartbutton.com/Services/"
-_MAX_ID = 2**63 - 1  # InteractionId is s:long
 
 
-@dataclass
-class SandboxState:
-    namespace: str = DEFAULT_NAMESPACE
-    seed: Seed = field(default_factory=Seed)
-    faults: FaultConfig = field(default_factory=FaultConfig)
-    next_id: int = 1
-    calls: list[dict[str, Any]] = field(default_factory=list)
-    keys: Counter[tuple[str, ...]] = field(default_factory=Counter)
-    requests: Counter[str] = field(default_factory=Counter)
-    rng: random.Random = field(default_factory=random.Random)
-    in_flight: int = 0  # requests being served now, and the most at once since the reset
-    peak_in_flight: int = 0
-
-    def set_next_id(self, value: Any) -> None:
-        """Where InteractionIds continue: the platform's are .NET longs, so a test can start
-        above 2^31 to prove a client does not read them as 32-bit ints."""
-        next_id = int(value)
-        if not 1 <= next_id <= _MAX_ID:
-            raise ValueError(f"next_id must be within 1..{_MAX_ID}")
-        self.next_id = next_id
-
-    @property
-    def action(self) -> str:
-        return self.namespace.rstrip("/") + "/RecordInteraction"
-
-    def accept(self, fields: dict[str, str | None]) -> int:
-        """Record an accepted call and return its InteractionId, the one its reply carries."""
-        interaction_id = self.next_id
-        self.next_id += 1
-        values = {k: v or "" for k, v in fields.items()}
-        key = (values["AccountId"], values["LocationExternalReference"],
-               values["InteractionTypeExternalReference"], values["InteractionNote"])
-        self.keys[key] += 1
-        self.calls.append({"interaction_id": interaction_id, "account_id": key[0],
-                           "location": key[1], "interaction_type": key[2], "note": key[3],
-                           "at": time.time()})
-        return interaction_id
-
-
-STATE = web.AppKey("state", SandboxState)
-
-
-def create_app(state: SandboxState | None = None) -> web.Application:
+def create_app(state: SandboxState | None = None, control_token: str | None = None
+               ) -> web.Application:
+    """The service; the control API only with ``control_token`` (see ``sandbox.control``)."""
     app = web.Application(client_max_size=4 << 20)
     app[STATE] = state or SandboxState()
     app.router.add_post(PATH, soap_endpoint)
     app.router.add_get(PATH, wsdl_endpoint)
-    app.router.add_get("/_sandbox/config", get_config)
-    app.router.add_post("/_sandbox/config", set_config)
-    app.router.add_get("/_sandbox/seed", get_seed)
-    app.router.add_post("/_sandbox/seed", set_seed)
-    app.router.add_get("/_sandbox/calls", get_calls)
-    app.router.add_post("/_sandbox/reset", reset)
+    control.add_routes(app, control_token)
     return app
 
 
@@ -108,10 +54,12 @@ async def soap_endpoint(request: web.Request) -> web.StreamResponse:
 
 async def _serve(request: web.Request, state: SandboxState) -> web.StreamResponse:
     state.requests["total"] += 1
+    if request.headers.get("Transfer-Encoding", "").lower() == "chunked":
+        state.requests["chunked"] += 1  # some .asmx hosts mishandle these: clients must not
     injected = _draw(state)
     if injected in IN_FRONT:
         await _pause(state)
-        return await inject.in_front(request, injected)
+        return await inject.in_front(request, injected, state.faults)
     answer = await _answer(request, state, injected)
     # Latency and late faults come after the record, as with a real service that commits and
     # then answers late: a call the client gave up on is still counted.
@@ -158,7 +106,11 @@ async def _answer(request: web.Request, state: SandboxState, injected: str | Non
         state.requests["fault"] += 1
         return _fault(version, exc)
     code = _return_code(state, call, injected == "error")
-    interaction_id = state.accept(call.fields) if code == 0 else -1
+    try:
+        interaction_id = state.accept(call.fields) if code == 0 else -1
+    except OverflowError as exc:  # ids past a .NET long: the method throws
+        state.requests["fault"] += 1
+        return _fault(version, asmx.method_exception(f"System.OverflowException: {exc}"))
     state.requests[f"code:{code}"] += 1
     return _soap(version, asmx.reply(version, state.namespace, code, interaction_id))
 
@@ -202,61 +154,6 @@ def _fault(version: str, exc: asmx.AsmxFault) -> web.Response:
     return response
 
 
-async def get_config(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    return web.json_response({"namespace": state.namespace, "next_id": state.next_id,
-                              **state.faults.as_dict()})
-
-
-async def set_config(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    try:
-        change = await request.json()
-        if "namespace" in change:
-            state.namespace = str(change.pop("namespace"))
-        if "next_id" in change:
-            state.set_next_id(change.pop("next_id"))
-        state.faults.update(change)
-    except (ValueError, TypeError, AttributeError) as exc:
-        return web.json_response({"error": str(exc)}, status=400)
-    return await get_config(request)
-
-
-async def get_seed(request: web.Request) -> web.Response:
-    return web.json_response(request.app[STATE].seed.as_dict())
-
-
-async def set_seed(request: web.Request) -> web.Response:
-    try:
-        request.app[STATE].seed.apply(await request.json())
-    except (ValueError, TypeError, AttributeError) as exc:
-        return web.json_response({"error": str(exc)}, status=400)
-    return await get_seed(request)
-
-
-async def get_calls(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    limit = int(request.query.get("limit", "1000"))
-    return web.json_response({
-        "count": len(state.calls),
-        "duplicates": sum(n - 1 for n in state.keys.values() if n > 1),
-        "requests": dict(state.requests),
-        "peak_in_flight": state.peak_in_flight,
-        "calls": state.calls[-limit:] if limit else [],
-    })
-
-
-async def reset(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    state.seed, state.faults = Seed(), FaultConfig()
-    state.calls.clear()
-    state.keys.clear()
-    state.requests.clear()
-    state.peak_in_flight = state.in_flight
-    state.namespace = DEFAULT_NAMESPACE
-    return web.json_response({"ok": True})
-
-
-def run(host: str, port: int, state: SandboxState) -> None:
-    web.run_app(create_app(state), host=host, port=port, access_log=None,
+def run(host: str, port: int, state: SandboxState, control_token: str | None = None) -> None:
+    web.run_app(create_app(state, control_token), host=host, port=port, access_log=None,
                 print=lambda *_: None, handle_signals=True)

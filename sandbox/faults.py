@@ -9,11 +9,15 @@ from typing import Any
 
 # Each fault a request can draw; rates are probabilities per request.
 FAULTS = ("error", "exception", "html502", "hang", "reset", "malformed", "huge", "bomb",
-          "trickle")
+          "trickle", "http400", "http415", "http429")
 OUTAGE_MODES = ("html503", "reset", "error")
 # Where each fault strikes decides whether the call is on the record (which counts duplicates).
 # In front of the service (a proxy, the network): the call never arrives, nothing is recorded.
-IN_FRONT = frozenset({"html502", "html503", "reset", "malformed", "huge", "bomb"})
+# "http400"/"http415" are the bare refusals .asmx gives a body that is not well-formed XML or a
+# media type it does not serve (design.md section 11), for a request the client sent intact but
+# something on the way (a proxy rewriting it, a broken client build) spoiled.
+IN_FRONT = frozenset({"html502", "html503", "reset", "malformed", "huge", "bomb", "http400",
+                      "http415", "http429"})
 # After the service has committed the call: it answers late or never, as a real one does when
 # its reply is held up. The call is recorded although the client may give up on it.
 AFTER_COMMIT = frozenset({"hang", "trickle"})
@@ -29,6 +33,7 @@ class FaultConfig:
     outage_until: float = 0.0  # epoch seconds; every call fails until then
     outage_mode: str = "html503"
     hang_s: float = 600.0
+    retry_after_s: int = 1  # the Retry-After header of the "http429" fault
     # Accounts the method chokes on, every time (a soap:Server fault): a poison event.
     poison_accounts: list[str] = field(default_factory=list)
 
@@ -49,6 +54,10 @@ class FaultConfig:
                 if not isinstance(value, list) or not all(isinstance(a, str) for a in value):
                     raise ValueError("poison_accounts must be a list of account ids")
                 self.poison_accounts = list(value)
+            elif key == "retry_after_s":
+                if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                    raise ValueError("retry_after_s must be a whole number of seconds >= 0")
+                self.retry_after_s = value
             elif key in ("latency_ms", "jitter_ms", "hang_s"):
                 setattr(self, key, max(0.0, float(value)))
             else:

@@ -13,12 +13,19 @@ from aiohttp import web
 from sandbox import asmx
 from sandbox.faults import FaultConfig
 
+REFUSALS = {"http400": 400, "http415": 415}
 _HTML = ("<html><head><title>{status} {title}</title></head><body><center><h1>{status} {title}"
          "</h1></center><hr><center>nginx</center></body></html>")
 
 
-async def in_front(request: web.Request, fault: str) -> web.Response:
-    """A proxy page, a reset, or a body that is no usable reply."""
+async def in_front(request: web.Request, fault: str, cfg: FaultConfig) -> web.Response:
+    """A proxy page, a throttle, a reset, a bare refusal, or a body that is no usable reply."""
+    if fault in REFUSALS:  # as .asmx refuses a body it cannot parse or a media type it
+        return web.Response(status=REFUSALS[fault])  # does not serve: no body at all
+    if fault == "http429":  # a throttling front door, saying when to come back
+        response = _html(429, "Too Many Requests")
+        response.headers["Retry-After"] = str(cfg.retry_after_s)
+        return response
     if fault == "html502":
         return _html(502, "Bad Gateway")
     if fault == "html503":

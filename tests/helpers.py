@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -64,10 +65,11 @@ def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: floa
 
 @dataclass
 class Sandbox:
-    """A running ``relay sandbox`` and its control API."""
+    """A running ``relay sandbox`` and its control API (on, behind ``token``)."""
 
     port: int
     proc: subprocess.Popen[bytes]
+    token: str
 
     @property
     def base(self) -> str:
@@ -77,30 +79,40 @@ class Sandbox:
     def url(self) -> str:
         return self.base + "/Services/Interaction.asmx"
 
+    def control(self, method: str, name: str, **kwargs: Any) -> requests.Response:
+        """One raw control request, authenticated, e.g. ``control("POST", "config", json=...)``."""
+        headers = {"Authorization": f"Bearer {self.token}", **kwargs.pop("headers", {})}
+        return requests.request(method, f"{self.base}/_sandbox/{name}", headers=headers,
+                                timeout=kwargs.pop("timeout", 10), **kwargs)
+
     def configure(self, **change: Any) -> dict[str, Any]:
-        r = requests.post(self.base + "/_sandbox/config", json=change, timeout=5)
+        r = self.control("POST", "config", json=change)
         r.raise_for_status()
         result: dict[str, Any] = r.json()
         return result
 
     def seed(self, **change: Any) -> dict[str, Any]:
-        r = requests.post(self.base + "/_sandbox/seed", json=change, timeout=5)
+        r = self.control("POST", "seed", json=change)
         r.raise_for_status()
         result: dict[str, Any] = r.json()
         return result
 
     def calls(self, limit: int = 100000) -> dict[str, Any]:
-        result: dict[str, Any] = requests.get(self.base + f"/_sandbox/calls?limit={limit}",
-                                              timeout=10).json()
+        r = self.control("GET", "calls", params={"limit": limit})
+        r.raise_for_status()
+        result: dict[str, Any] = r.json()
         return result
 
     def reset(self) -> None:
-        requests.post(self.base + "/_sandbox/reset", timeout=5).raise_for_status()
+        self.control("POST", "reset").raise_for_status()
 
 
 def start_sandbox(*extra: str, log: Path | None = None) -> Sandbox:
-    port = free_port()
-    proc = start(["-m", "sandbox", "--port", str(port), *extra], log=log)
+    """A sandbox process with its control API on behind a fresh random token (it is off by
+    default)."""
+    port, token = free_port(), secrets.token_urlsafe(24)
+    proc = start(["-m", "sandbox", "--port", str(port), *extra], log=log,
+                 env={"RELAY_SANDBOX_CONTROL_TOKEN": token})
     try:
         wait_until(lambda: port_open(port) or proc.poll() is not None, 15, message="sandbox")
         if proc.poll() is not None:
@@ -108,7 +120,7 @@ def start_sandbox(*extra: str, log: Path | None = None) -> Sandbox:
     except BaseException:
         stop(proc)
         raise
-    return Sandbox(port, proc)
+    return Sandbox(port, proc, token)
 
 
 # The test suite's own database; only it is ever flushed. RELAY_TEST_DB moves it, so two

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -29,6 +30,7 @@ from relay.overview import one_line, overview
 from relay.settings import DEV_ENV_FILE, StoreSettings, mask_url
 
 SANDBOX_TOKEN = "sandbox-token"  # noqa: S105 - the emulator's published test token
+SANDBOX_CONTROL_ENV = "RELAY_SANDBOX_CONTROL_TOKEN"
 DEV_API_KEY = "dev-key"  # only when RELAY_API_KEYS is unset, on a developer's machine
 DEV_ADMIN_KEY = "dev-admin-key"  # only when RELAY_ADMIN_KEYS is unset
 STOP_ORDER = ("worker", "api", "sandbox", "redis")
@@ -95,11 +97,15 @@ class _Stack:
             self.banner.append(("soap", f"{mask_url(self.env['RELAY_SOAP_URL'])} (configured)"))
             return
         port = _free_port(8088)
+        # The sandbox's control API is off unless given a token: on here, behind a fresh one.
+        token = self.env.setdefault(SANDBOX_CONTROL_ENV, secrets.token_urlsafe(24))
         _wait_port(port, self.spawn("sandbox", "relay", "sandbox", "--port", str(port)),
                    "sandbox")
         self.env["RELAY_SOAP_URL"] = f"http://127.0.0.1:{port}/Services/Interaction.asmx"
         self.env.setdefault("RELAY_SECURITY_TOKEN", SANDBOX_TOKEN)
-        self.banner.append(("soap", f"sandbox at {self.env['RELAY_SOAP_URL']}"))
+        self.banner += [("soap", f"sandbox at {self.env['RELAY_SOAP_URL']}"),
+                        ("sandbox control", f"http://127.0.0.1:{port}/_sandbox/config "
+                                            f"(Authorization: Bearer {token})")]
 
     def worker(self) -> None:
         self.spawn("worker", "relay", "worker", "--processes", "1")

@@ -6,7 +6,7 @@ client would never send such a request; ``call`` drives it through the worker's 
 
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -207,6 +207,8 @@ def fault_of(r: requests.Response, version: str) -> ET.Element:
     """The Fault element of a fault reply, after the checks every fault must pass."""
     assert r.status_code == 500
     assert r.headers["Connection"].lower() == "close"
+    media = "text/xml" if version == "1.1" else "application/soap+xml"
+    assert r.headers["Content-Type"] == f"{media}; charset=utf-8"
     soap = SOAP11 if version == "1.1" else SOAP12
     fault = ET.fromstring(r.content).find(f"{{{soap}}}Body/{{{soap}}}Fault")
     assert fault is not None, r.text
@@ -290,10 +292,38 @@ def test_interaction_ids_go_past_2_to_the_31(sandbox: Sandbox) -> None:
     assert reply.return_code == 0 and reply.interaction_id == start + 1
     assert [c["interaction_id"] for c in sandbox.calls()["calls"]] == [start, start + 1]
     for bad in (0, -1, 2**63, "many"):
-        r = requests.post(sandbox.base + "/_sandbox/config", json={"next_id": bad}, timeout=5)
+        r = sandbox.control("POST", "config", json={"next_id": bad})
         assert r.status_code == 400, bad
     sandbox.reset()
     assert call(sandbox.url).interaction_id == start + 2  # a reset never repeats an id
+
+
+@pytest.fixture
+def ids_restored(sandbox: Sandbox) -> Iterator[Sandbox]:
+    """The session's sandbox, its next InteractionId put back afterwards (a reset keeps it)."""
+    before = sandbox.configure()["next_id"]
+    yield sandbox
+    sandbox.configure(next_id=before)
+
+
+@pytest.mark.parametrize("version", ["1.1", "1.2"])
+def test_past_the_largest_long_the_method_throws(ids_restored: Sandbox, version: str) -> None:
+    sandbox = ids_restored
+    sandbox.configure(next_id=2**63 - 1)
+    assert result(post(sandbox, envelope(version=version), version=version)) == (0, 2**63 - 1)
+    fault = fault_of(post(sandbox, envelope(version=version), version=version), version)
+    text = "".join(fault.itertext())
+    assert "Server was unable to process request. ---> System.OverflowException" in text
+    assert sandbox.calls()["count"] == 1
+
+
+def test_next_id_must_be_a_whole_number(sandbox: Sandbox) -> None:
+    bad: object
+    for bad in (1.5, True, None, [], "2.0"):
+        r = sandbox.control("POST", "config", json={"next_id": bad})
+        assert r.status_code == 400 and "next_id must be" in r.json()["error"], bad
+    assert sandbox.control("POST", "config", json={"next_id": str(2**40)}).json()[
+        "next_id"] == 2**40
 
 
 def test_omitted_note_is_null_and_empty_note_is_empty(sandbox: Sandbox) -> None:
@@ -303,6 +333,20 @@ def test_omitted_note_is_null_and_empty_note_is_empty(sandbox: Sandbox) -> None:
         code, _ = result(post(sandbox, envelope(fields(without) + empty)))
         assert code == 0
     assert [c["note"] for c in sandbox.calls()["calls"]] == ["", ""]
+
+
+@pytest.mark.parametrize(("body", "what"), [
+    (envelope(fields() + "<LoyaltyTier>gold</LoyaltyTier>"), "an unknown field"),
+    (envelope(fields() + '<AccountId xmlns="urn:other">999</AccountId>'),
+     "a known name in another namespace, after the real one"),
+    (envelope().replace(b"</RecordInteraction>", b"<Extra>1</Extra></RecordInteraction>"),
+     "an unknown sibling of preqRecordInteraction"),
+    (envelope(request_attrs=' note="x" xmlns:foo="urn:foo"'), "unknown attributes"),
+])
+def test_unknown_extra_elements_are_ignored(sandbox: Sandbox, body: bytes, what: str) -> None:
+    code, _ = result(post(sandbox, body))
+    assert code == 0, what
+    assert sandbox.calls()["calls"][-1]["account_id"] == "123456"
 
 
 def test_order_of_children_does_not_matter(sandbox: Sandbox) -> None:
@@ -359,6 +403,45 @@ def test_fault_injection(sandbox: Sandbox, fault: str, error: type, match: str,
     assert sandbox.calls()["count"] == recorded
     sandbox.configure(rates={fault: 0.0})
     assert call(sandbox.url).return_code == 0
+
+
+@pytest.mark.parametrize(("fault", "status"), [("http400", 400), ("http415", 415)])
+def test_bare_refusals_can_be_injected(sandbox: Sandbox, fault: str, status: int) -> None:
+    """The refusals .asmx gives a spoiled body or media type, for a request sent intact: so a
+    client's handling of them can be tried with its own well-formed requests."""
+    sandbox.configure(rates={fault: 1.0})
+    for version in ("1.1", "1.2"):
+        r = post(sandbox, envelope(version=version), version=version)
+        assert (r.status_code, r.content) == (status, b"")
+    with pytest.raises(HttpStatusError, match=f"HTTP {status}"):
+        call(sandbox.url)
+    assert sandbox.calls()["count"] == 0
+    assert sandbox.calls()["requests"][f"fault:{fault}"] == 3
+
+
+def test_a_throttle_answers_429_with_retry_after(sandbox: Sandbox) -> None:
+    sandbox.configure(rates={"http429": 1.0}, retry_after_s=7)
+    r = post(sandbox, envelope())
+    assert (r.status_code, r.headers["Retry-After"]) == (429, "7")
+    with pytest.raises(HttpStatusError, match="HTTP 429") as throttled:
+        call(sandbox.url)
+    assert throttled.value.retry_after == 7
+    assert sandbox.calls()["count"] == 0
+    for bad in (-1, 1.5, "2", True):
+        assert sandbox.control("POST", "config", json={"retry_after_s": bad}).status_code == 400
+
+
+def test_chunked_requests_are_counted(sandbox: Sandbox) -> None:
+    """Some .asmx hosts mishandle chunked requests (design.md section 11): the sandbox serves
+    them but counts them, so a test can prove a client sends ``Content-Length``."""
+    body = envelope()
+    r = requests.post(sandbox.url, data=iter([body[:50], body[50:]]), timeout=5, headers={
+        "Content-Type": "text/xml; charset=utf-8", "SOAPAction": f'"{ACTION}"'})
+    assert r.request.headers["Transfer-Encoding"] == "chunked"
+    assert result(r)[0] == 0
+    assert post(sandbox, body).status_code == 200
+    assert call(sandbox.url).return_code == 0  # the worker's client: Content-Length
+    assert sandbox.calls()["requests"]["chunked"] == 1
 
 
 def test_error_rate_forced_code_and_outage(sandbox: Sandbox) -> None:
@@ -425,7 +508,7 @@ def test_latency_with_jitter(sandbox: Sandbox) -> None:
 
 
 def test_control_rejects_unknown_settings(sandbox: Sandbox) -> None:
-    r = requests.post(sandbox.base + "/_sandbox/config", json={"rates": {"meteor": 1}}, timeout=5)
+    r = sandbox.control("POST", "config", json={"rates": {"meteor": 1}})
     assert r.status_code == 400 and "unknown fault 'meteor'" in r.text
 
 
