@@ -63,9 +63,13 @@ class PoolCollector:
     def collect(self) -> Iterator[Metric]:
         view, counters = self.view, self.view["counters"]
         yield from self._outcomes(counters)
+        # Every tenant that ever had an event gets each counter, at 0 until it moves: a series
+        # that appears at 1 would be missed by increase() (it needs two samples).
+        tenants = {tenant for tenant, _ in _by_prefix(counters, "accepted:")}
         for field, (name, text) in TENANT_COUNTERS.items():
             family = CounterMetricFamily(name, text, labels=["scope", "tenant"])
-            for tenant, value in _by_prefix(counters, field + ":"):
+            values = {tenant: 0.0 for tenant in tenants} | dict(_by_prefix(counters, field + ":"))
+            for tenant, value in sorted(values.items()):
                 family.add_metric(["pool", tenant], value)
             yield family
         for field, (name, text) in PLAIN_COUNTERS.items():

@@ -4,7 +4,8 @@ One process runs one event loop and is bound by one core (design.md section 10),
 machine takes several. Each child is a whole Celery worker node (its own name, heartbeats and
 remote control), started and stopped together. Children run in their own process groups, so a
 Ctrl-C reaches each of them once (from here; Celery reads a second one as "stop now"), and
-they are told to stop (SIGTERM) if this process dies. A child that dies is started again.
+they are told to stop (SIGTERM) if this process dies. A child that dies is started again,
+with the same index (``RELAY_WORKER_INDEX``): its metrics port stays the same.
 """
 
 from __future__ import annotations
@@ -17,6 +18,13 @@ import time
 from types import FrameType
 
 RESTART_DELAY_S = 1.0
+INDEX_ENV = "RELAY_WORKER_INDEX"
+
+
+def index() -> int:
+    """This worker process's index among its supervisor's children (0 when alone)."""
+    raw = os.environ.get(INDEX_ENV, "0")
+    return int(raw) if raw.isdigit() else 0
 
 
 def default_processes() -> int:
@@ -30,11 +38,11 @@ def supervise(processes: int, argv: list[str]) -> int:
     """Run ``processes`` single-process workers until a signal stops them all."""
     command = [sys.executable, "-m", "relay", "worker", "--processes", "1", *argv]
 
-    def spawn() -> subprocess.Popen[bytes]:
-        return subprocess.Popen(command, process_group=0,
+    def spawn(i: int) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(command, process_group=0, env={**os.environ, INDEX_ENV: str(i)},
                                 preexec_fn=_stop_with_parent)  # noqa: PLW1509 - no threads here
 
-    children = [spawn() for _ in range(processes)]
+    children = [spawn(i) for i in range(processes)]
     stopping: list[int] = []
 
     def forward(signum: int, _frame: FrameType | None) -> None:
@@ -56,7 +64,7 @@ def supervise(processes: int, argv: list[str]) -> int:
                 print(f"relay worker: process {child.pid} exited with {child.returncode}; "
                       "starting another", file=sys.stderr, flush=True)
                 time.sleep(RESTART_DELAY_S)
-                children[i] = spawn()
+                children[i] = spawn(i)
 
 
 def _stop_with_parent() -> None:
