@@ -36,12 +36,16 @@ def running(redis_url: str, sandbox_server: Sandbox, module_tmp: Path
     port = free_port()
     pipeline = start_pipeline(redis_url, sandbox_server, module_tmp / "worker.log",
                               RELAY_METRICS_PORT=str(port))
-    # with a dead-letter cap, so its gauge (and the alert on it) is served
-    api, proc = start_api(redis_url, module_tmp / "api.log", RELAY_DLQ_MAX="1000")
-    wait_until(lambda: port_open(port), 10, message="worker metrics port")
-    yield pipeline, api, f"http://127.0.0.1:{port}/metrics"
-    stop(proc)  # type: ignore[arg-type]
-    stop_pipeline(pipeline)
+    try:
+        # with a dead-letter cap, so its gauge (and the alert on it) is served
+        api, proc = start_api(redis_url, module_tmp / "api.log", RELAY_DLQ_MAX="1000")
+        try:
+            wait_until(lambda: port_open(port), 10, message="worker metrics port")
+            yield pipeline, api, f"http://127.0.0.1:{port}/metrics"
+        finally:
+            stop(proc)  # type: ignore[arg-type]
+    finally:
+        stop_pipeline(pipeline)
 
 
 @pytest.fixture
