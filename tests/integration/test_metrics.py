@@ -70,6 +70,9 @@ def value(found: Samples, name: str, **labels: str) -> float:
 
 
 def test_large_counters_are_exported_exactly(live: tuple[Pipeline, Api, str]) -> None:
+    """Every digit kept: the old ``{:g}`` wrote 1234567 as ``1.23457e+06`` (1234570 to
+    Prometheus). prometheus_client, like Prometheus' own Go client, writes ``1.234567e+06``,
+    which Prometheus reads as exactly 1234567; what counts is the value parsed back."""
     pipeline, api, _ = live
     pipeline.redis.hset(Keys().stats, mapping={"tenant:default:delivered": 1234567,
                                                  "accepted:default": 9007199254740993 - 1})
