@@ -29,7 +29,7 @@ from producers.async_producer import AsyncProducer
 from producers.auth import ApiKey, bearer, match, parse_keys
 from producers.openapi import spec
 from producers.producer import Producer, unknown_tenant
-from producers.prometheus import render
+from producers.prometheus import exposition
 from relay import keys
 from relay.deadletters import DeadLetters, Filter
 from relay.errors import ConfigError, EnqueueError, FieldError, ValidationError
@@ -332,9 +332,10 @@ async def readyz(request: web.Request) -> web.Response:
 async def metrics(request: web.Request) -> web.Response:
     producer = request.app[PRODUCER]
     view = await _run(request, overview, producer.redis, producer.keys)
-    view["dead_letter_cap"] = producer.settings.dlq_max
-    return web.Response(text=render(view), content_type="text/plain", charset="utf-8",
-                        headers={"X-Content-Type-Options": "nosniff"})
+    body, content_type = exposition(view, producer.settings.dlq_max,
+                                    request.headers.get("Accept", ""))
+    return web.Response(body=body, headers={"Content-Type": content_type,
+                                            "X-Content-Type-Options": "nosniff"})
 
 
 async def openapi(request: web.Request) -> web.Response:

@@ -173,8 +173,11 @@ def spec(tenants: Iterable[str] | None = None) -> dict[str, Any]:
                 "200": _json({"type": "object"}, "Redis answers"),
                 "503": _COMMON["503"]}}},
             "/metrics": {"get": {"operationId": "metrics", "responses": {
-                "200": {"description": "Prometheus text format",
-                        "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+                "200": {"description": "Pool-wide metrics: Prometheus text format 0.0.4, or "
+                                       "OpenMetrics 1.0 when the Accept header asks for it",
+                        "content": {"text/plain": {"schema": {"type": "string"}},
+                                    "application/openmetrics-text": {
+                                        "schema": {"type": "string"}}}}}}},
             "/openapi.json": {"get": {"operationId": "openapi", "responses": {
                 "200": _json({"type": "object"}, "this document")}}},
         },

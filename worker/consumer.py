@@ -31,6 +31,7 @@ from relay.events import Interaction
 from worker import observe, plan
 from worker.client import Endpoint
 from worker.errors import WorkerError
+from worker.metrics import Tally
 from worker.moves import Moves
 from worker.plan import Claim, Kind, Plan
 from worker.settings import Settings
@@ -89,6 +90,7 @@ class Consumer:
         self.held: dict[str, Held] = {}
         self.done: list[tuple[Held, Plan]] = []
         self.figures = Figures()
+        self.tally = Tally()  # served by worker.metrics
         self.stopping = False
         self.drain_s = settings.drain
         self._wake = asyncio.Event()  # a result is waiting to be recorded
@@ -223,6 +225,7 @@ class Consumer:
         finally:
             self.figures.in_flight -= 1
         latency_ms = (time.perf_counter() - started) * 1000
+        self.tally.call(latency_ms / 1000)
         verdict = self.settings.policy.classify(result)
         reason = endpoint.token.scrub(verdict.reason)
         self._finish(held, plan.after_call(
@@ -289,6 +292,7 @@ class Consumer:
     def _report(self, claim: Claim, result: Plan, opened: bool) -> None:
         if result.kind is Kind.RELEASE:
             return
+        self.tally.outcome(result.kind.value, result.signal)
         if opened:
             observe.alert("circuit opened", tenant=claim.tenant, reason=result.reason)
         if result.kind is Kind.DEAD_LETTER:

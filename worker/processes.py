@@ -5,8 +5,9 @@ machine takes several. Each child is a whole Celery worker node (its own name, h
 remote control), started and stopped together. Children run in their own process groups, so a
 Ctrl-C reaches each of them once (from here; Celery reads a second one as "stop now"), and
 they are told to stop (SIGTERM) if this process dies. A child that dies is started again,
-unless it exited saying its configuration cannot work (exit code 4): then every child is
-stopped and the supervisor exits with that code, rather than restarting it forever.
+with the same index (``RELAY_WORKER_INDEX``: its metrics port stays the same), unless it
+exited saying its configuration cannot work (exit code 4): then every child is stopped and
+the supervisor exits with that code, rather than restarting it forever.
 """
 
 from __future__ import annotations
@@ -20,6 +21,13 @@ from types import FrameType
 
 RESTART_DELAY_S = 1.0
 CONFIG_EXIT = 4  # relay.cli.exitcodes.CONFIG: restarting cannot help
+INDEX_ENV = "RELAY_WORKER_INDEX"
+
+
+def index() -> int:
+    """This worker process's index among its supervisor's children (0 when alone)."""
+    raw = os.environ.get(INDEX_ENV, "0")
+    return int(raw) if raw.isdigit() else 0
 
 
 def default_processes() -> int:
@@ -33,11 +41,11 @@ def supervise(processes: int, argv: list[str]) -> int:
     """Run ``processes`` single-process workers until a signal stops them all."""
     command = [sys.executable, "-m", "relay", "worker", "--processes", "1", *argv]
 
-    def spawn() -> subprocess.Popen[bytes]:
-        return subprocess.Popen(command, process_group=0,
+    def spawn(i: int) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(command, process_group=0, env={**os.environ, INDEX_ENV: str(i)},
                                 preexec_fn=stop_with_parent)  # noqa: PLW1509 - no threads here
 
-    children = [spawn() for _ in range(processes)]
+    children = [spawn(i) for i in range(processes)]
     stopping: list[int] = []
 
     def forward(signum: int, _frame: FrameType | None) -> None:
@@ -61,7 +69,7 @@ def supervise(processes: int, argv: list[str]) -> int:
                 print(f"relay worker: process {child.pid} exited with {child.returncode}; "
                       "starting another", file=sys.stderr, flush=True)
                 time.sleep(RESTART_DELAY_S)
-                children[i] = spawn()
+                children[i] = spawn(i)
 
 
 def stop_with_parent() -> None:

@@ -64,7 +64,9 @@ class Settings:
     """Everything a worker process needs; every option is an environment variable (README's
     deployment table). ``in_flight`` bounds SOAP calls in flight per process; ``batch`` is the
     most events one claim takes; ``rate_limit`` is deliveries/s per tenant across the pool
-    (0: none); ``drain`` is how long a stopping worker lets its calls finish."""
+    (0: none); ``drain`` is how long a stopping worker lets its calls finish.
+    ``metrics_port`` (0: off) is where process N of ``relay worker --processes`` serves its
+    own ``/metrics``, plus N, on ``metrics_host``."""
 
     store: StoreSettings = field(default_factory=StoreSettings)
     tenants: Mapping[str, Endpoint] = field(default_factory=dict)
@@ -83,6 +85,8 @@ class Settings:
     sentry_dsn: Secret = field(default_factory=lambda: Secret(""))
     environment: str = "production"
     tokenless: frozenset[str] = frozenset()  # tenants whose table entry says no token is needed
+    metrics_port: int = 0  # RELAY_METRICS_PORT
+    metrics_host: str = "127.0.0.1"  # RELAY_METRICS_HOST
 
     def __repr__(self) -> str:
         parts = [f"{f.name}={getattr(self, f.name)!r}" for f in fields(self)
@@ -175,6 +179,8 @@ class Settings:
             sentry_dsn=Secret(get("RELAY_SENTRY_DSN") or get("SENTRY_DSN") or ""),
             environment=get("RELAY_ENVIRONMENT", "production"),
             tokenless=tokenless,
+            metrics_port=_port(values, "RELAY_METRICS_PORT"),
+            metrics_host=get("RELAY_METRICS_HOST") or "127.0.0.1",
         )
 
 
@@ -215,6 +221,14 @@ def _num(values: Mapping[str, str], name: str, default: float) -> float:
     if number < 0:
         raise ConfigError(f"{name} must not be negative")
     return number
+
+
+def _port(values: Mapping[str, str], name: str) -> int:
+    port = _num(values, name, 0)
+    if port != int(port) or port > 65535:
+        raise ConfigError(f"{name} must be a port number (1-65535, or 0 for off), not "
+                          f"{values[name]!r}")
+    return int(port)
 
 
 def _tenants(raw: str, default: Endpoint) -> tuple[dict[str, Endpoint], frozenset[str]]:

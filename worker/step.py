@@ -13,11 +13,13 @@ import asyncio
 import gc
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from celery import bootsteps
 
 from relay import connect
+from worker import metrics, processes
 from worker.client import SoapClient
 from worker.consumer import Consumer, figures_of
 from worker.moves import Moves
@@ -31,6 +33,11 @@ _current: ConsumerThread | None = None
 def figures() -> dict[str, Any]:
     """This process's consumer figures (for the ``relay_figures`` inspect command)."""
     return figures_of(_current.consumer if _current else None)
+
+
+def _tally() -> tuple[dict[str, Any], metrics.Tally] | None:
+    consumer = _current.consumer if _current else None
+    return None if consumer is None else (figures_of(consumer), consumer.tally)
 
 
 def tune_gc() -> None:
@@ -97,6 +104,7 @@ class ConsumerStep(bootsteps.StartStopStep):
     def __init__(self, parent: Any, **kwargs: Any) -> None:
         super().__init__(parent, **kwargs)
         self.thread: ConsumerThread | None = None
+        self.stop_metrics: Callable[[], None] | None = None
 
     def start(self, parent: Any) -> None:
         global _current  # noqa: PLW0603 - one consumer per worker process
@@ -105,10 +113,15 @@ class ConsumerStep(bootsteps.StartStopStep):
         self.thread = _current = ConsumerThread(settings)
         self.thread.start()
         self.thread.ready.wait(30)
+        if settings.metrics_port:
+            self.stop_metrics = metrics.serve(settings.metrics_host,
+                                              settings.metrics_port + processes.index(), _tally)
 
     def stop(self, parent: Any) -> None:
         if self.thread is not None:
             self.thread.stop()
+        if self.stop_metrics is not None:
+            self.stop_metrics()
 
     def terminate(self, parent: Any) -> None:
         if self.thread is not None:

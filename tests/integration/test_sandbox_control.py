@@ -152,8 +152,8 @@ def test_relay_dev_turns_it_on_behind_a_fresh_token(tmp_path: Path,
                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         wait_until(lambda: "Stop: Ctrl-C" in log.read_text(), 60, 0.2, "relay dev")
-        found = re.search(r"control:\s+(http://\S+/_sandbox/config) \(Authorization: Bearer (\S+)\)",
-                          log.read_text())
+        found = re.search(r"control:\s+(http://\S+/_sandbox/config) "
+                          r"\(Authorization: Bearer (\S+)\)", log.read_text())
         assert found, log.read_text()
         url, token = found.groups()
         assert len(token) >= 24
