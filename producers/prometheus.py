@@ -23,6 +23,8 @@ from prometheus_client.core import (
 )
 from prometheus_client.exposition import choose_encoder
 
+from relay.exposition import plain_integers
+
 # The latency buckets complete.lua counts into (its LABELS), in seconds.
 BUCKETS = ("0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1.0", "2.5", "5.0", "10.0",
            "30.0", "+Inf")
@@ -122,7 +124,7 @@ def exposition(view: Mapping[str, Any], dead_letter_cap: int = 0,
     registry = CollectorRegistry(auto_describe=False)
     registry.register(PoolCollector(view, dead_letter_cap))
     encode, content_type = choose_encoder(accept)
-    return encode(registry), content_type
+    return plain_integers(encode(registry)), content_type
 
 
 def _by_prefix(counters: Mapping[str, float], prefix: str) -> list[tuple[str, float]]:

@@ -11,18 +11,23 @@ the HTTP server's thread. Off unless ``RELAY_METRICS_PORT`` is set.
 from __future__ import annotations
 
 import logging
+import threading
 from bisect import bisect_left
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from socketserver import ThreadingMixIn
 from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, ProcessCollector, start_http_server
+from prometheus_client import CollectorRegistry, ProcessCollector, make_wsgi_app
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
     HistogramMetricFamily,
     Metric,
 )
+
+from relay.exposition import plain_integers
 
 log = logging.getLogger("relay.worker")
 BOUNDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -99,13 +104,33 @@ def serve(host: str, port: int, read: Callable[[], tuple[dict[str, Any], Tally] 
     registry.register(WorkerCollector(read))
     registry.register(ProcessCollector(registry=None))
     try:
-        server, _thread = start_http_server(port, host, registry)
+        server = make_server(host, port, _whole_numbers(make_wsgi_app(registry)),
+                             _ThreadingServer, handler_class=_QuietHandler)
     except OSError as exc:
         log.warning("worker metrics not served: cannot listen on %s:%d (%s)", host, port,
                     exc.strerror or type(exc).__name__)
         return None
+    threading.Thread(target=server.serve_forever, name="relay-metrics", daemon=True).start()
     log.info("worker metrics on http://%s:%d/metrics", host, port)
     return server.shutdown
+
+
+class _ThreadingServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """Scrapes are not worth a log line each."""
+
+
+def _whole_numbers(app: Any) -> Any:
+    """The WSGI app with whole numbers written out (``relay.exposition``)."""
+
+    def wrapped(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        return [plain_integers(b"".join(app(environ, start_response)))]
+
+    return wrapped
 
 
 def _single(kind: Any, name: str, text: str, value: float) -> Metric:

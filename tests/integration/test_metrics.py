@@ -70,14 +70,15 @@ def value(found: Samples, name: str, **labels: str) -> float:
 
 
 def test_large_counters_are_exported_exactly(live: tuple[Pipeline, Api, str]) -> None:
-    """Every digit kept: the old ``{:g}`` wrote 1234567 as ``1.23457e+06`` (1234570 to
-    Prometheus). prometheus_client, like Prometheus' own Go client, writes ``1.234567e+06``,
-    which Prometheus reads as exactly 1234567; what counts is the value parsed back."""
+    """Every digit kept, written as the whole number it is: the old ``{:g}`` wrote 1234567 as
+    ``1.23457e+06`` (1234570 to Prometheus); prometheus_client alone would write
+    ``1.234567e+06`` (``relay.exposition`` rewrites it)."""
     pipeline, api, _ = live
     pipeline.redis.hset(Keys().stats, mapping={"tenant:default:delivered": 1234567,
                                                  "accepted:default": 9007199254740993 - 1})
     text = api.get("/metrics", key=None).text
     assert "1.23457e+06" not in text  # the old {:g} rendering lost the last digits
+    assert re.search(r'^relay_outcomes_total\{[^}]*"delivered"[^}]*\} 1234567$', text, re.M), text
     found = samples(text)
     assert value(found, "relay_outcomes_total", scope="pool", tenant="default",
                  outcome="delivered") == 1234567
