@@ -146,6 +146,8 @@ def spec(tenants: Iterable[str] | None = None) -> dict[str, Any]:
                     {"name": "code", "in": "query", "schema": {"type": "integer"}},
                     {"name": "tenant", "in": "query", "schema": {"type": "string"}},
                     {"name": "signal", "in": "query", "schema": {"type": "string"}},
+                    {"name": "location", "in": "query", "schema": {"type": "string"}},
+                    {"name": "interaction_type", "in": "query", "schema": {"type": "string"}},
                     {"name": "limit", "in": "query",
                      "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}],
                 "responses": {

@@ -98,6 +98,7 @@ class ArgparseCommand(click.Command):
             parser = argparse.ArgumentParser(add_help=False)
             add_arguments(parser)
             self.params[:0] = [_option(a) for a in parser._actions]
+            self.epilog = self.epilog or parser.epilog
             self._loaded = True
         return super().get_params(ctx)
 
