@@ -72,8 +72,17 @@ def test_dockerfile_installs_with_constraints_and_runs_a_relay_command() -> None
     cmd = re.search(r"^CMD (\[.*\])$", text, re.M)
     assert cmd is not None
     assert_relay_command(json.loads(cmd.group(1)))
-    for folder in ("producers", "worker", "sandbox", "relay"):
-        assert f"COPY {folder} ./{folder}" in text
+    # The COPY lines are checked by building them: tests/integration/test_packaging.py.
+
+
+def test_compose_flower_runs_the_workers_app_with_their_environment() -> None:
+    """Flower reads the broker URL and transport options (the key prefix) from the workers'
+    own app, so it must import it, from the same image, with the same environment."""
+    flower, worker = COMPOSE["services"]["flower"], COMPOSE["services"]["worker"]
+    assert flower["command"][:3] == ["celery", "-A", "worker.app"]
+    assert flower["build"] == worker["build"] == "."
+    assert flower["environment"] == worker["environment"]
+    assert flower["ports"] == ["127.0.0.1:5555:5555"]  # it can shut workers down
 
 
 def test_platform_variables_are_read() -> None:
