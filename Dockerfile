@@ -16,5 +16,6 @@ RUN pip install -c constraints.txt '.[all]' && rm -rf /src \
     && useradd --system --uid 10001 relay
 WORKDIR /app
 USER relay
-EXPOSE 8080
+# the API, the sandbox, Flower
+EXPOSE 8080 8088 5555
 CMD ["relay", "worker"]
