@@ -93,3 +93,13 @@ def test_platform_variables_are_read() -> None:
     assert redis_url({"REDIS_URL": "redis://h:1/2", "RELAY_REDIS_URL": "redis://x/0"}) == \
         "redis://x/0"
     assert Settings.from_env({"SENTRY_DSN": "http://k@h/1"}).sentry_dsn.reveal() == "http://k@h/1"
+
+
+def test_version_comes_from_the_installed_distribution() -> None:
+    import tomllib
+    from importlib.metadata import version
+
+    import relay
+
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert relay.__version__ == version("interaction-relay") == declared
