@@ -103,3 +103,9 @@ def test_version_comes_from_the_installed_distribution() -> None:
 
     declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
     assert relay.__version__ == version("interaction-relay") == declared
+
+
+def test_compose_api_binds_every_interface_explicitly() -> None:
+    """`relay api` defaults to 127.0.0.1; inside a container that would be unreachable."""
+    api = COMPOSE["services"]["api"]["command"]
+    assert api[api.index("--host") + 1] == "0.0.0.0"
