@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import sentry_sdk
 from sentry_sdk.integrations.logging import ignore_logger
+
+from relay import __version__
 
 SECRET = "[secret]"  # noqa: S105 - the placeholder, not a secret
 SOAP_BODY = "[soap body]"
@@ -20,10 +21,7 @@ _ENVELOPE = re.compile(r"<(?:[\w.-]+:)?Envelope\b.*?(?:</(?:[\w.-]+:)?Envelope>|
 
 
 def release() -> str:
-    try:
-        return f"interaction-relay@{version('interaction-relay')}"
-    except PackageNotFoundError:
-        return "interaction-relay@unknown"
+    return f"interaction-relay@{__version__}"
 
 
 class Scrubber:

@@ -40,7 +40,7 @@ def assert_relay_command(argv: list[str]) -> None:
 
 def test_console_script_points_at_the_cli() -> None:
     pyproject = (ROOT / "pyproject.toml").read_text()
-    assert 'relay = "relay.cli:main"' in pyproject
+    assert 'relay = "relay.command:main"' in pyproject
 
 
 @pytest.mark.parametrize("service", ["worker", "api", "sandbox"])
@@ -75,8 +75,17 @@ def test_dockerfile_installs_with_constraints_and_runs_a_relay_command() -> None
     cmd = re.search(r"^CMD (\[.*\])$", text, re.M)
     assert cmd is not None
     assert_relay_command(json.loads(cmd.group(1)))
-    for folder in ("producers", "worker", "sandbox", "relay"):
-        assert f"COPY {folder} ./{folder}" in text
+    # The COPY lines are checked by building them: tests/integration/test_packaging.py.
+
+
+def test_compose_flower_runs_the_workers_app_with_their_environment() -> None:
+    """Flower reads the broker URL and transport options (the key prefix) from the workers'
+    own app, so it must import it, from the same image, with the same environment."""
+    flower, worker = COMPOSE["services"]["flower"], COMPOSE["services"]["worker"]
+    assert flower["command"][:3] == ["celery", "-A", "worker.app"]
+    assert flower["build"] == worker["build"] == "."
+    assert flower["environment"] == worker["environment"]
+    assert flower["ports"] == ["127.0.0.1:5555:5555"]  # it can shut workers down
 
 
 def test_platform_variables_are_read() -> None:
@@ -87,3 +96,19 @@ def test_platform_variables_are_read() -> None:
     assert redis_url({"REDIS_URL": "redis://h:1/2", "RELAY_REDIS_URL": "redis://x/0"}) == \
         "redis://x/0"
     assert Settings.from_env({"SENTRY_DSN": "http://k@h/1"}).sentry_dsn.reveal() == "http://k@h/1"
+
+
+def test_version_comes_from_the_installed_distribution() -> None:
+    import tomllib
+    from importlib.metadata import version
+
+    import relay
+
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert relay.__version__ == version("interaction-relay") == declared
+
+
+def test_compose_api_binds_every_interface_explicitly() -> None:
+    """`relay api` defaults to 127.0.0.1; inside a container that would be unreachable."""
+    api = COMPOSE["services"]["api"]["command"]
+    assert api[api.index("--host") + 1] == "0.0.0.0"
