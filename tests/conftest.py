@@ -53,5 +53,16 @@ def redis_url(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="module")
+def one_redis_url(request: pytest.FixtureRequest) -> str:
+    """One backend (the machine's Redis when it answers, else the embedded one), for suites
+    whose subject is not Redis itself: a module opts in by overriding ``redis_url`` with it."""
+    url = system_redis_url()
+    if url:
+        return url
+    url_: str = request.getfixturevalue("embedded_redis_url")
+    return url_
+
+
+@pytest.fixture(scope="module")
 def module_tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("module")

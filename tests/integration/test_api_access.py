@@ -15,6 +15,13 @@ from relay.keys import Keys
 from tests.helpers import stop
 from tests.integration.test_api import ADMIN, GOOD, KEY, Api, start_api
 
+
+@pytest.fixture(scope="module")
+def redis_url(one_redis_url: str) -> str:
+    """One Redis backend is enough here: the subject is not Redis (see conftest)."""
+    return one_redis_url
+
+
 ACME = "acme-only-key"
 TIMEOUT_S = 2.0
 

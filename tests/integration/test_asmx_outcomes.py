@@ -21,6 +21,13 @@ import pytest
 from tests.helpers import Sandbox, wait_until
 from tests.integration.pipeline import Pipeline, reset, start_pipeline, stop_pipeline
 
+
+@pytest.fixture(scope="module")
+def redis_url(one_redis_url: str) -> str:
+    """One Redis backend is enough here: the subject is not Redis (see conftest)."""
+    return one_redis_url
+
+
 NS = "https://app.smartbutton.com/Services/"
 ACTION = NS + "RecordInteraction"
 TOKEN = "sandbox-token"

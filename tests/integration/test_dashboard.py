@@ -15,6 +15,13 @@ from relay.deadletters import DeadLetters
 from tests.helpers import Sandbox, free_port, port_open, start, stop, wait_until
 from tests.integration.pipeline import Pipeline, reset, start_pipeline, stop_pipeline
 
+
+@pytest.fixture(scope="module")
+def redis_url(one_redis_url: str) -> str:
+    """One Redis backend is enough here: the subject is not Redis (see conftest)."""
+    return one_redis_url
+
+
 API_KEY, ADMIN_KEY = "dash-api-key", "dash-admin-key"
 
 

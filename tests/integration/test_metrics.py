@@ -25,6 +25,13 @@ from tests.helpers import ROOT, Sandbox, free_port, port_open, start, stop, wait
 from tests.integration.pipeline import Pipeline, reset, start_pipeline, stop_pipeline
 from tests.integration.test_api import Api, start_api
 
+
+@pytest.fixture(scope="module")
+def redis_url(one_redis_url: str) -> str:
+    """One Redis backend is enough here: the subject is not Redis (see conftest)."""
+    return one_redis_url
+
+
 ALERTS = ROOT / "docs" / "alerts.yml"
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
