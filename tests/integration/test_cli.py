@@ -65,7 +65,7 @@ def test_relay_dev_from_nothing_then_send_from_a_second_terminal(tmp_path: Path)
                      "VISIT", "--json", env=env, cwd=tmp_path)  # finds .relay/dev.env
         assert sent.returncode == 0, sent.stderr
         event_id = json.loads(sent.stdout)["event_id"]
-        wait_until(lambda: re.search(r"delivered=1\b", log.read_text()), 30, 0.2,
+        wait_until(lambda: re.search(r"delivered=1\b", log.read_text()), 60, 0.2,
                    "the live counters to show the delivery")
         status = json.loads(relay("status", event_id, "--json", env=env, cwd=tmp_path).stdout)
         assert status["state"] == "delivered" and status["interaction_id"] > 0

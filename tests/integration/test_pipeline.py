@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -201,11 +202,13 @@ def test_celery_remote_control_sees_the_worker_and_its_figures(pipeline: Pipelin
     figures come back through `inspect relay_figures`."""
     pipeline.wait_states([pipeline.send(note="counted")])
     env = {**os.environ, **pipeline.env}
+    # Named, so inspect returns as soon as this node answers (a loaded machine gets 15 s).
+    target = f"relay-{pipeline.worker.proc.pid}@{socket.gethostname()}"
 
     def inspect(*args: str) -> str:
         done = subprocess.run([sys.executable, "-m", "celery", "-A", "worker.app", "inspect",
-                               *args, "--json", "--timeout", "5"], cwd=ROOT, env=env, text=True,
-                              capture_output=True, timeout=60, check=False)
+                               *args, "--json", "--timeout", "15", "-d", target], cwd=ROOT,
+                              env=env, text=True, capture_output=True, timeout=60, check=False)
         assert done.returncode == 0, done.stdout + done.stderr
         return done.stdout
 
