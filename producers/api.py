@@ -21,6 +21,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import redis
 from aiohttp import web
@@ -188,7 +189,17 @@ async def _run(request: web.Request, fn: Callable[..., Any], *args: Any) -> Any:
 
 def _accepted(request: web.Request, event: Interaction, new: bool) -> dict[str, Any]:
     return {"event_id": event.event_id, "status": "accepted" if new else "duplicate",
-            "status_url": str(request.app.router["event"].url_for(event_id=event.event_id))}
+            "status_url": status_url(event.tenant, event.event_id)}
+
+
+def status_url(tenant: str, event_id: str) -> str:
+    """Where the event's status is read: the id as one path segment whatever it holds ('/',
+    '?', a bare '.' or '..'), and its tenant when not the default."""
+    segment = quote(event_id, safe="")
+    if segment in (".", ".."):  # a client would resolve these as dot segments
+        segment = segment.replace(".", "%2E")
+    query = "" if tenant == DEFAULT_TENANT else f"?tenant={quote(tenant, safe='')}"
+    return f"/v1/interactions/{segment}{query}"
 
 
 async def post_interaction(request: web.Request) -> web.Response:

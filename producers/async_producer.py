@@ -18,7 +18,7 @@ import redis
 
 from producers.producer import CLIENT_OPTIONS, ProducerBase
 from relay import connect, status
-from relay.errors import EnqueueError
+from relay.errors import EnqueueError, ValidationError
 from relay.events import DEFAULT_TENANT, Interaction
 from relay.scripts import register
 from relay.settings import StoreSettings
@@ -74,7 +74,10 @@ class AsyncProducer(ProducerBase):
             return 0
         with self.spool.pending(wait=False) as batch:
             for message in batch.messages:
-                await self._enqueue([Interaction.from_message(message)])
+                try:
+                    await self._enqueue([Interaction.from_message(message)])
+                except ValidationError as exc:
+                    self.spool.reject(message, exc)
                 batch.done += 1
         return batch.done
 

@@ -1,5 +1,8 @@
 """Opt-in local spool: while Redis is unreachable, accepted events are journalled to disk and
 enqueued when Redis answers again (``RELAY_SPOOL_DIR`` or ``Producer(spool_dir=...)``).
+A journalled event Redis refuses on its own account (an unknown tenant) moves to
+``rejected.jsonl`` beside the journal (the reason goes to the log), so it neither blocks the
+events behind it nor is lost: fix the file and feed it to ``relay import``.
 
 Each event is one JSON line, appended and fsynced before ``record`` returns, so a POS that
 crashes right after still has it. Draining re-enqueues line by line; enqueue dedupes on
@@ -12,11 +15,16 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from relay.errors import ValidationError
+
+log = logging.getLogger("relay.producer")
 
 
 @dataclass
@@ -90,10 +98,23 @@ class Spool:
                 os.replace(tmp, self.path)
 
     def drain(self, enqueue: Callable[[dict[str, Any]], object]) -> int:
-        """Enqueue journalled events oldest first; stop at the first failure and keep the
-        rest. Returns how many left the spool."""
+        """Enqueue journalled events oldest first; stop at the first failure to reach Redis
+        and keep the rest. Returns how many left the spool."""
         with self.pending() as batch:
             for message in batch.messages:
-                enqueue(message)
+                try:
+                    enqueue(message)
+                except ValidationError as exc:
+                    self.reject(message, exc)
                 batch.done += 1
         return batch.done
+
+    def reject(self, message: dict[str, Any], error: ValidationError) -> None:
+        """Set aside an event Redis refused for what it is (fsynced; importable as it is)."""
+        line = json.dumps(message, separators=(",", ":"))
+        with (self.folder / "rejected.jsonl").open("a") as f:
+            f.write(line + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        log.warning("spooled event %s set aside in %s: %s", message.get("event_id"),
+                    self.folder / "rejected.jsonl", error)

@@ -66,8 +66,10 @@ def _parse(url: str, name: str) -> Target:
         raise ConfigError(f"{name} must start with one of "
                           f"{', '.join(s + '://' for s in _SCHEMES)} "
                           f"(e.g. redis://127.0.0.1:6379/0), not {_shown(url)!r}")
-    if scheme in ("redis", "rediss", "unix"):
+    if scheme == "unix":
         return Target("single", url)
+    if scheme in ("redis", "rediss"):
+        return _single(url)
     if scheme == "sentinel":
         return _kombu_sentinel(url)
     parts = urlsplit(url)
@@ -174,6 +176,22 @@ def _credentials(netloc: str) -> tuple[str | None, str | None]:
     auth = netloc.rpartition("@")[0]
     user, _, password = auth.partition(":")
     return (unquote(user) or None), (unquote(password) or None)
+
+
+def _single(url: str) -> Target:
+    """What redis-py's ``from_url`` would otherwise fail on with a traceback (a port that is
+    not a number or out of range, a bracket left open) or silently ignore (a database that is
+    not a number: it would use database 0)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise ConfigError(f"{exc} in {_shown(url)!r} (e.g. redis://127.0.0.1:6379/0)") from None
+    path = [p for p in parts.path.split("/") if p]
+    if len(path) > 1:
+        raise ConfigError(f"the path of {_shown(url)!r} must be only the database number")
+    return Target("single", url, [(parts.hostname or "127.0.0.1", port or 6379)], db=_db(path),
+                  tls=parts.scheme == "rediss")
 
 
 def _db(path: list[str]) -> int:

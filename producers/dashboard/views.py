@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 import json
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -30,7 +31,7 @@ GROUPED = 100_000  # most matches a page view reads to count groups (about a sec
 AGES: Mapping[str, tuple[float | None, float | None]] = {
     "": (None, None), "lt1h": (None, 3600), "lt24h": (None, 86400),
     "gt1h": (3600, None), "gt24h": (86400, None), "gt7d": (7 * 86400, None)}
-FILTER_FIELDS = ("code", "tenant", "location", "interaction_type", "age")
+FILTER_FIELDS = ("code", "signal", "tenant", "location", "interaction_type", "age")
 
 
 async def _run(fn: Callable[..., Any], *args: Any) -> Any:
@@ -73,7 +74,8 @@ def parse_filter(query: Mapping[str, str]) -> tuple[Filter, dict[str, str]]:
     if chosen.get("age", "") not in AGES:
         raise web.HTTPBadRequest(reason=f"age must be one of {', '.join(a for a in AGES if a)}")
     older, newer = AGES[chosen.get("age", "")]
-    return Filter(code=int(code) if code is not None else None, tenant=chosen.get("tenant"),
+    return Filter(code=int(code) if code is not None else None, signal=chosen.get("signal"),
+                  tenant=chosen.get("tenant"),
                   location=chosen.get("location"),
                   interaction_type=chosen.get("interaction_type"),
                   older_than=older, newer_than=newer), chosen
@@ -139,12 +141,17 @@ async def replay(request: web.Request) -> web.StreamResponse:
 
 
 async def purge(request: web.Request) -> web.StreamResponse:
-    """Asks first: a purge without ``confirm=yes`` renders what it would remove."""
+    """Asks first: a purge without ``confirm=yes`` renders what it would remove. A confirmed
+    "everything matching" purge removes exactly what was shown: the page carries a digest of
+    those members, and if the matches changed meanwhile it asks again."""
     members, chosen = await _selection(request)
     form = await request.post()
-    if form.get("confirm") != "yes":
+    digest = hashlib.sha256("\n".join(sorted(members)).encode()).hexdigest()
+    confirmed = form.get("confirm") == "yes"
+    changed = confirmed and form.get("scope") == "matching" and form.get("digest") != digest
+    if not confirmed or changed:
         return _page(request, "confirm.html", nav="dead-letters", members=members,
-                     chosen=chosen, scope=form.get("scope"))
+                     chosen=chosen, scope=form.get("scope"), digest=digest, changed=changed)
     removed = await _run(_store(request).purge, members)
     raise web.HTTPSeeOther(f"/ui/dead-letters?{urlencode({**chosen, 'purged': removed})}")
 

@@ -163,9 +163,11 @@ def test_a_worker_whose_clock_runs_5_minutes_fast(stack: Stack, tmp_path: Path) 
     shim.mkdir()
     (shim / "sitecustomize.py").write_text(SHIM.format(skew=300))
     rate, n = 50.0, 250
-    normal = stack.worker(RELAY_RATE_LIMIT=str(rate), RELAY_LOG_LEVEL="debug")
+    # a small cap each, so that neither worker can claim the whole queue at once
+    cap = {"RELAY_IN_FLIGHT": "8", "RELAY_BATCH": "8"}
+    normal = stack.worker(RELAY_RATE_LIMIT=str(rate), RELAY_LOG_LEVEL="debug", **cap)
     fast = stack.worker(RELAY_RATE_LIMIT=str(rate), PYTHONPATH=str(shim),
-                        RELAY_LOG_LEVEL="debug")
+                        RELAY_LOG_LEVEL="debug", **cap)
     stamp = fast.output().splitlines()[-1][:19]  # the shim took: its log runs 5 min ahead
     skew = time.mktime(time.strptime(stamp, "%Y-%m-%d %H:%M:%S")) - time.time()
     assert 280 < skew < 320, fast.output()[-300:]

@@ -57,6 +57,19 @@ def test_a_tenant_bound_key_submits_and_reads_only_its_tenants(api: Api) -> None
     assert api.get("/v1/interactions/t-1?tenant=globex", key=KEY).status_code == 200
 
 
+@pytest.mark.parametrize("event_id", ["su-1", "a/b", "q?x=1#f", "..", "%2F"])
+def test_the_status_url_answered_reads_the_event_back(api: Api, event_id: str) -> None:
+    """Whatever the id holds and whichever the tenant, GET status_url finds the event."""
+    for key, tenant in ((ACME, "acme"), (KEY, "default")):
+        r = api.post("/v1/interactions", key=key, json={**GOOD, "tenant": tenant,
+                                                        "event_id": event_id})
+        assert r.status_code == 202, r.text
+        url = r.json()["status_url"]
+        got = api.get(url, key=key)
+        assert got.status_code == 200, (url, got.text)
+        assert (got.json()["event_id"], got.json()["tenant"]) == (event_id, tenant)
+
+
 def test_a_batch_with_one_foreign_tenant_is_refused_whole(api: Api) -> None:
     items = [{**GOOD, "tenant": "acme", "event_id": "b-1"},
              {**GOOD, "tenant": "globex", "event_id": "b-2"}]

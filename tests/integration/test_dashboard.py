@@ -131,10 +131,34 @@ def test_purge_asks_first_then_removes_only_the_matches(pipe: Pipeline, base: st
     ask = s.post(base + "/ui/dead-letters/purge", data=form, timeout=10)
     assert ask.status_code == 200 and "Purge 2 dead letter(s) for good?" in ask.text
     assert store.size() == 3
-    done = s.post(base + "/ui/dead-letters/purge", data={**form, "confirm": "yes"},
-                  allow_redirects=False, timeout=10)
-    assert done.status_code == 303 and "purged=2" in done.headers["Location"]
+    # one more match arrives before the operator confirms: nothing is purged, it asks again
+    late = dead(pipe, 1)
+    again = s.post(base + "/ui/dead-letters/purge", allow_redirects=False, timeout=10,
+                   data={**form, "confirm": "yes", "digest": digest(ask.text)})
+    assert again.status_code == 200 and 'id="changed"' in again.text
+    assert "Purge 3 dead letter(s) for good?" in again.text and store.size() == 4
+    done = s.post(base + "/ui/dead-letters/purge", allow_redirects=False, timeout=10,
+                  data={**form, "confirm": "yes", "digest": digest(again.text)})
+    assert done.status_code == 303 and "purged=3" in done.headers["Location"]
     assert [e["event_id"] for e in store.entries()] == keep
+    assert late[0] not in [e["event_id"] for e in store.entries()]
+
+
+def digest(html: str) -> str:
+    found = re.search(r'name="digest" value="([0-9a-f]+)"', html)
+    assert found, "no digest on the confirmation page"
+    return found.group(1)
+
+
+def test_signal_filter_and_group_links_name_the_signal(pipe: Pipeline, base: str) -> None:
+    dead(pipe, 1)
+    s, _ = session(base)
+    assert "code:1200" not in s.get(base + "/ui/dead-letters?signal=http:404", timeout=10).text
+    page = s.get(base + "/ui/dead-letters?signal=code:1200", timeout=10).text
+    assert "1 matching, grouped" in page, page
+    # a code group links by code; its signal is not repeated in the link
+    assert re.search(r'href="/ui/dead-letters\?code=1200&amp;location=[^"]*&amp;tenant=default"',
+                     page), page
 
 
 def test_export_is_the_filtered_json_lines(pipe: Pipeline, base: str) -> None:

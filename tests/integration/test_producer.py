@@ -107,6 +107,26 @@ def test_spool_journals_while_redis_is_down_and_drains_after(redis_url: str,
     assert back.redis.zcard(KEYS.due) == 5
 
 
+def test_a_spooled_event_redis_refuses_is_set_aside_not_blocking(redis_url: str,
+                                                                  tmp_path: Path) -> None:
+    """An event spooled while Redis was down for a tenant no worker serves is refused once
+    Redis answers: it moves to rejected.jsonl (importable as it is), the events behind it go
+    through, and the caller's own event is enqueued."""
+    redis.Redis.from_url(redis_url).flushdb()
+    down = Producer(f"redis://127.0.0.1:{free_port()}/0", spool_dir=tmp_path)
+    fields = {"account_id": "123456", "location": "STORE-001", "interaction_type": "VISIT"}
+    down.record(**fields, event_id="before")
+    down.record(**fields, event_id="poison", tenant="nobody-serves-this")
+    down.record(**fields, event_id="after")
+    back = Producer(redis_url, spool_dir=tmp_path)
+    assert back.record(**fields, event_id="mine") == "mine"
+    assert len(back.spool) == 0  # type: ignore[arg-type]
+    states = {i: (back.status(i) or {}).get("state") for i in ("before", "after", "mine")}
+    assert states == dict.fromkeys(("before", "after", "mine"), "waiting")
+    rejected = [json.loads(line) for line in (tmp_path / "rejected.jsonl").read_text().splitlines()]
+    assert [(r["event_id"], r["tenant"]) for r in rejected] == [("poison", "nobody-serves-this")]
+
+
 def test_acceptance_can_wait_for_a_replica(tmp_path: Path) -> None:
     """With replicas=1 the producer answers only once a replica holds the event; without a
     replica in time it says so (and a retry of the same event is deduped)."""

@@ -10,7 +10,8 @@ from relay.settings import mask_url
 
 
 @pytest.mark.parametrize(("url", "kind", "hosts", "service", "db"), [
-    ("redis://127.0.0.1:6379/0", "single", [], "", 0),
+    ("redis://127.0.0.1:6379/0", "single", [("127.0.0.1", 6379)], "", 0),
+    ("rediss://:pw@h/5", "single", [("h", 6379)], "", 5),
     ("redis+sentinel://a:1,b/relay/3", "sentinel", [("a", 1), ("b", 26379)], "relay", 3),
     ("redis+sentinel://:pw@a:1/relay", "sentinel", [("a", 1)], "relay", 0),
     ("sentinel://:pw@h1:1;sentinel://h2:2/2?master_name=m", "sentinel",
@@ -31,6 +32,11 @@ def test_every_topology_parses(url: str, kind: str, hosts: list[tuple[str, int]]
     ("sentinel://a:1/0", "master_name"),
     ("redis+cluster://a:1/3", "only database 0"),
     ("redis+sentinel://a:x/relay", "bad host:port"),
+    ("redis://127.0.0.1:notaport/9", "Port could not be cast"),
+    ("redis://127.0.0.1:70000/9", "Port out of range"),
+    ("redis://[::1/9", "Invalid IPv6 URL"),
+    ("redis://127.0.0.1:6379/notadb", "database must be a number"),
+    ("redis://127.0.0.1:6379/1/2", "only the database number"),
 ])
 def test_bad_urls_say_what_a_good_one_looks_like(url: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
