@@ -125,7 +125,7 @@ def import_(file: Path, quiet: bool, id_prefix: str | None, as_json: bool) -> in
     \b
     Examples:
       relay import visits.csv
-      relay dlq export --code 503 -o dead.jsonl && relay import dead.jsonl
+      RELAY_REDIS_URL=redis://staging:6379/0 relay import dead.jsonl   # a dlq export
     """
     from producers.bulk import Report, import_file
 
