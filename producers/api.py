@@ -37,7 +37,7 @@ from relay.errors import ConfigError, EnqueueError, FieldError, ValidationError
 from relay.events import DEFAULT_TENANT, Interaction
 from relay.overview import overview
 from relay.sentry import init_sentry
-from relay.settings import environment
+from relay.settings import env_number, env_whole, environment
 
 log = logging.getLogger("relay.api")
 BATCH_MAX = 1000
@@ -70,23 +70,9 @@ class ApiSettings:
                            bindable=False)
         if not api:
             raise ConfigError("RELAY_API_KEYS is empty: set at least one API key")
-        try:
-            max_body = int(values.get("RELAY_API_MAX_BODY", 1 << 20))
-        except ValueError:
-            raise ConfigError("RELAY_API_MAX_BODY must be a whole number of bytes") from None
-        return cls(api, admin, max_body, _seconds(values, "RELAY_API_HEADER_TIMEOUT", 10.0),
-                   _seconds(values, "RELAY_API_BODY_TIMEOUT", 30.0))
-
-
-def _seconds(values: Mapping[str, str], name: str, default: float) -> float:
-    raw = values.get(name) or str(default)
-    try:
-        value = float(raw)
-    except ValueError:
-        value = 0.0
-    if not value > 0:
-        raise ConfigError(f"{name} must be a positive number of seconds, not {raw!r}")
-    return value
+        return cls(api, admin, env_whole(values, "RELAY_API_MAX_BODY", 1 << 20),
+                   env_number(values, "RELAY_API_HEADER_TIMEOUT", 10.0, positive=True),
+                   env_number(values, "RELAY_API_BODY_TIMEOUT", 30.0, positive=True))
 
 
 class BodyTimeout(Exception):

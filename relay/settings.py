@@ -73,7 +73,7 @@ class StoreSettings:
         scope = values.get("RELAY_SCOPE") or DEFAULT_SCOPE
         if not valid_scope(scope):
             raise ConfigError("RELAY_SCOPE must be 1-32 letters, digits, '_', '.' or '-'")
-        retention = _whole(values, "RELAY_RETENTION", DEFAULT_RETENTION_S)
+        retention = env_whole(values, "RELAY_RETENTION", DEFAULT_RETENTION_S)
         if retention < 60:
             raise ConfigError("RELAY_RETENTION must be at least 60 seconds")
         url = redis_url(values)
@@ -83,19 +83,32 @@ class StoreSettings:
         # not a retry loop later (redis-py reads "localhost:6379" as host "localhost:6379").
         parse(url, "REDIS_URL" if values.get("REDIS_URL") == url
               and not values.get("RELAY_REDIS_URL") else "RELAY_REDIS_URL")
-        return cls(url, scope, retention, _whole(values, "RELAY_DLQ_MAX", 0),
-                   _whole(values, "RELAY_DLQ_MAX_AGE", 0))
+        return cls(url, scope, retention, env_whole(values, "RELAY_DLQ_MAX", 0),
+                   env_whole(values, "RELAY_DLQ_MAX_AGE", 0))
 
 
-def _whole(values: Mapping[str, str], name: str, default: int) -> int:
-    raw = values.get(name) or str(default)
+def env_number(values: Mapping[str, str], name: str, default: float, *, whole: bool = False,
+               positive: bool = False) -> float:
+    """One numeric setting (the one place they are read): unset or empty is ``default``;
+    otherwise a non-negative number (a whole one, or above zero, when asked), or a
+    ``ConfigError`` naming the variable."""
+    raw = values.get(name)
+    if raw is None or raw == "":
+        return default
+    what = "a whole number" if whole else "a positive number" if positive else "a number"
     try:
-        number = int(raw)
+        value = int(raw) if whole else float(raw)
     except ValueError:
-        raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
-    if number < 0:
+        raise ConfigError(f"{name} must be {what}, not {raw!r}") from None
+    if positive and not value > 0:
+        raise ConfigError(f"{name} must be {what}, not {raw!r}")
+    if not value >= 0:  # also NaN
         raise ConfigError(f"{name} must not be negative")
-    return number
+    return value
+
+
+def env_whole(values: Mapping[str, str], name: str, default: int) -> int:
+    return int(env_number(values, name, default, whole=True))
 
 
 def dev_env_file(start: Path | None = None) -> Path | None:

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from relay.errors import ConfigError
 from relay.events import DEFAULT_TENANT
 from relay.settings import StoreSettings, environment
+from relay.settings import env_number as _num
 from worker.backoff import Backoff
 from worker.client import Endpoint
 from worker.policy import Policy
@@ -208,19 +209,6 @@ def _loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def _num(values: Mapping[str, str], name: str, default: float) -> float:
-    raw = values.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        number = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number, not {raw!r}") from None
-    if number < 0:
-        raise ConfigError(f"{name} must not be negative")
-    return number
 
 
 def _port(values: Mapping[str, str], name: str) -> int:
