@@ -1,12 +1,13 @@
 """The batch consumer: the worker's one delivery path, on one asyncio event loop.
 
 Four loops share the loop thread. *Claim* takes up to ``batch`` due events at a time (one
-script call), as long as fewer than ``in_flight`` are held, and starts each call as a task.
-*Record* writes every plan that came back since its last pass in one fenced script call, and
-retries that whole call while Redis refuses (connection loss, OOM, READONLY): results wait in
-memory, their leases kept alive. *Heartbeat* extends every held lease, and stops calls whose
-lease another worker now holds. *Chores* returns expired leases (dead workers) and parked
-events (closed circuits) to the queue.
+script call), as long as fewer than ``in_flight`` calls are open (claimed, outcome not yet
+known), and starts each call as a task. *Record* writes the plans that came back within
+``GATHER_S`` of each other in one fenced script call, and retries that whole call while Redis
+refuses (connection loss, OOM, READONLY): results wait in memory (at most ``in_flight`` of
+them; they take no call slot), their leases kept alive. *Heartbeat* extends every held
+lease, and stops calls whose lease another worker now holds. *Chores* returns expired leases
+(dead workers) and parked events (closed circuits) to the queue.
 
 Times compared across processes (lease deadlines, due times, rate slots, breaker windows) are
 Redis server times inside the scripts; locally only durations on the monotonic clock are used,
@@ -40,6 +41,12 @@ from worker.soap import Reply
 log = logging.getLogger("relay.consumer")
 AsyncCall = Callable[[Interaction, Endpoint], Awaitable[Reply]]  # raises DeliveryError
 IDLE_MIN_S, IDLE_MAX_S = 0.01, 0.1
+# Outcomes finishing within this long of the first are recorded in one script call: each call
+# costs a round trip, a loopback write that wakes Redis and the script's fixed work, so
+# recording outcomes one or two at a time cost more than the calls themselves (bench/RESULTS.md).
+GATHER_S = 0.01
+# The same for claims: with fewer than a batch of free slots, wait this long for more to free.
+CLAIM_GATHER_S = 0.005
 CHORES_S = 1.0
 # Redis refusals that pass (unreachable, out of memory, a replica after failover, loading,
 # busy with a script): the same script call is tried again until Redis takes it.
@@ -63,6 +70,7 @@ class Held:
     valid_until: float
     task: asyncio.Task[None] | None = None
     sent: bool = False
+    planned: bool = False  # its outcome is known and waits to be recorded
 
 
 @dataclass
@@ -89,6 +97,7 @@ class Consumer:
         self.rng = rng or random.Random()
         self.held: dict[str, Held] = {}
         self.done: list[tuple[Held, Plan]] = []
+        self.planned = 0  # held events whose outcome waits to be recorded
         self.figures = Figures()
         self.tally = Tally()  # served by worker.metrics
         self.stopping = False
@@ -145,11 +154,15 @@ class Consumer:
     async def _claim_loop(self) -> None:
         idle = IDLE_MIN_S
         while not self.stopping:
-            room = self.settings.in_flight - len(self.held)
+            room = self._room_left()
+            if 0 < room < self.settings.batch:
+                await asyncio.sleep(CLAIM_GATHER_S)
+                room = self._room_left()
             if room <= 0:
                 self._room.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._room.wait(), 1.0)
+                    async with asyncio.timeout(1.0):
+                        await self._room.wait()
                 continue
             asked = time.monotonic()  # no later than the script's clock started the leases
             try:
@@ -170,6 +183,13 @@ class Consumer:
             else:
                 await asyncio.sleep(idle)
                 idle = min(IDLE_MAX_S, idle * 2)
+
+    def _room_left(self) -> int:
+        """Calls this process may still open: ``in_flight`` bounds calls whose outcome is not
+        known yet; outcomes waiting to be recorded (Redis slow or away) take no call slot, but
+        at most as many again wait in memory."""
+        cap = self.settings.in_flight
+        return min(cap - (len(self.held) - self.planned), 2 * cap - len(self.held))
 
     def _start(self, claim: Claim, asked: float) -> None:
         # The lease runs from the script's clock; our conservative copy from when we asked.
@@ -234,6 +254,10 @@ class Consumer:
             cooldown_s=self.settings.breaker.cooldown, rng=self.rng))
 
     def _finish(self, held: Held, result: Plan) -> None:
+        if not held.planned and self.held.get(held.claim.member) is held:
+            held.planned = True
+            self.planned += 1
+            self._room.set()
         self.done.append((held, result))
         self._wake.set()
 
@@ -242,6 +266,8 @@ class Consumer:
     async def _record_loop(self) -> None:
         while True:
             await self._wake.wait()
+            if not self.stopping and len(self.done) < self.settings.batch:
+                await asyncio.sleep(GATHER_S)
             self._wake.clear()
             if self.done:
                 batch, self.done = self.done, []
@@ -286,6 +312,8 @@ class Consumer:
     def _drop(self, held: Held) -> None:
         if self.held.get(held.claim.member) is held:
             del self.held[held.claim.member]
+            if held.planned:
+                self.planned -= 1
             self.figures.held = len(self.held)
             self._room.set()
 

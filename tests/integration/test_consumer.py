@@ -96,3 +96,62 @@ def test_a_lease_taken_over_stops_its_call(redis_url: str) -> None:
     # untouched: the other worker's leases stand
     assert states(client, ids) == [b"held"] * 3
     assert {client.hget(KEYS.record("default", i), "l") for i in ids} == {b"other-token"}
+
+
+class SlowRecords(Moves):
+    """Redis that takes claims but holds back every record until ``accept`` is set."""
+
+    accept: asyncio.Event
+
+    async def complete(self, done):  # type: ignore[no-untyped-def]
+        await self.accept.wait()
+        return await super().complete(done)
+
+
+def test_outcomes_waiting_for_redis_free_call_slots_within_a_bound(redis_url: str) -> None:
+    """Invariant: at most ``in_flight`` calls open, at most twice that held in memory, and
+    every outcome recorded once when Redis takes records again (nothing lost, no call twice).
+    """
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    producer = Producer(redis_url)
+    ids = [producer.record(account_id="123456", location="STORE-001", interaction_type="VISIT",
+                           note=f"{i}") for i in range(30)]
+    producer.close()
+    settings = Settings.from_env({"RELAY_REDIS_URL": redis_url, "RELAY_SECURITY_TOKEN": "t",
+                                  "RELAY_IN_FLIGHT": "4", "RELAY_BATCH": "4"})
+    open_calls, most_open, calls = 0, 0, []
+
+    async def call(event: Interaction, endpoint: Endpoint) -> Reply:
+        nonlocal open_calls, most_open
+        open_calls += 1
+        most_open = max(most_open, open_calls)
+        calls.append(event.event_id)
+        await asyncio.sleep(0.01)
+        open_calls -= 1
+        return Reply(0, 1)
+
+    async def main() -> int:
+        aclient = AsyncRedis.from_url(redis_url)
+        moves = SlowRecords(aclient, settings)
+        moves.accept = asyncio.Event()
+        consumer = Consumer(settings, moves, call)
+        task = asyncio.create_task(consumer.run())
+        most_held = 0
+        for _ in range(100):  # 1 s with every record held back
+            most_held = max(most_held, len(consumer.held))
+            await asyncio.sleep(0.01)
+        moves.accept.set()
+        while client.zcard(KEYS.due) or consumer.held:
+            most_held = max(most_held, len(consumer.held))
+            await asyncio.sleep(0.01)
+        consumer.stop(drain=5)
+        await asyncio.wait_for(task, 30)
+        await aclient.aclose()
+        return most_held
+
+    most_held = asyncio.run(main())
+    assert most_open <= 4
+    assert most_held == 8  # the calls went on past the first four, up to the bound
+    assert sorted(calls) == sorted(ids)
+    assert states(client, ids) == [b"delivered"] * 30
