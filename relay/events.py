@@ -43,6 +43,7 @@ def is_tenant_name(name: str) -> bool:
 
 FIELDS = ("account_id", "location", "interaction_type", "note", "tenant", "event_id",
           "occurred_at")
+_KNOWN = frozenset(FIELDS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,39 +69,22 @@ class Interaction:
         if not isinstance(data, Mapping):
             raise ValidationError([FieldError("event", "type", "must be an object")])
         errors: list[FieldError] = []
-        unknown = sorted(str(k) for k in data if k not in FIELDS)
-        errors += [FieldError(k if k.strip() else repr(k), "unknown",
-                              f"is not a known field (known: {', '.join(FIELDS)})")
-                   for k in unknown]
-
-        def text(name: str, *, required: bool, maximum: int) -> str:
-            value = data.get(name)
-            if value is None or value == "":
-                if required:
-                    errors.append(FieldError(name, "required", "is required"))
-                return ""
-            if not isinstance(value, str):
-                errors.append(FieldError(name, "type", "must be a string"))
-                return ""
-            if required and not _NOT_BLANK.search(value):
-                errors.append(FieldError(name, "blank", "must not be blank"))
-            elif len(value) > maximum:
-                errors.append(FieldError(name, "max_length",
-                                         f"must be at most {maximum} characters"))
-            elif _NOT_XML.search(value):
-                errors.append(FieldError(name, "xml_char",
-                                         "contains a character XML 1.0 cannot carry"))
-            return value
-
-        account_id = text("account_id", required=True, maximum=ACCOUNT_ID_MAX)
-        location = text("location", required=True, maximum=REFERENCE_MAX)
-        interaction_type = text("interaction_type", required=True, maximum=REFERENCE_MAX)
-        note = text("note", required=False, maximum=NOTE_MAX)
-        tenant = text("tenant", required=False, maximum=TENANT_MAX) or DEFAULT_TENANT
+        if not _KNOWN.issuperset(data):
+            unknown = sorted(str(k) for k in data if k not in _KNOWN)
+            errors += [FieldError(k if k.strip() else repr(k), "unknown",
+                                  f"is not a known field (known: {', '.join(FIELDS)})")
+                       for k in unknown]
+        get = data.get
+        account_id = _text(get("account_id"), "account_id", True, ACCOUNT_ID_MAX, errors)
+        location = _text(get("location"), "location", True, REFERENCE_MAX, errors)
+        interaction_type = _text(get("interaction_type"), "interaction_type", True,
+                                 REFERENCE_MAX, errors)
+        note = _text(get("note"), "note", False, NOTE_MAX, errors)
+        tenant = _text(get("tenant"), "tenant", False, TENANT_MAX, errors) or DEFAULT_TENANT
         if not _TENANT.fullmatch(tenant):
             errors.append(FieldError("tenant", "pattern",
                                      "must be letters, digits, '_', '.' or '-'"))
-        event_id = text("event_id", required=False, maximum=EVENT_ID_MAX)
+        event_id = _text(get("event_id"), "event_id", False, EVENT_ID_MAX, errors)
         if event_id and not _EVENT_ID.fullmatch(event_id):
             errors.append(FieldError("event_id", "pattern",
                                      "must be printable ASCII without spaces"))
@@ -143,6 +127,24 @@ class Interaction:
         names = ("account_id", "location", "interaction_type", "note", "occurred_at")
         return cls.from_message({"tenant": tenant, "event_id": event_id,
                                  **dict(zip(names, fields, strict=False))})
+
+
+def _text(value: Any, name: str, required: bool, maximum: int, errors: list[FieldError]) -> str:
+    """One text field checked against its rules; a broken rule is added to ``errors``."""
+    if value is None or value == "":
+        if required:
+            errors.append(FieldError(name, "required", "is required"))
+        return ""
+    if not isinstance(value, str):
+        errors.append(FieldError(name, "type", "must be a string"))
+        return ""
+    if required and not _NOT_BLANK.search(value):
+        errors.append(FieldError(name, "blank", "must not be blank"))
+    elif len(value) > maximum:
+        errors.append(FieldError(name, "max_length", f"must be at most {maximum} characters"))
+    elif _NOT_XML.search(value):
+        errors.append(FieldError(name, "xml_char", "contains a character XML 1.0 cannot carry"))
+    return value
 
 
 def _timestamp(value: Any, errors: list[FieldError]) -> str | None:

@@ -1,8 +1,9 @@
 """The batch consumer: the worker's one delivery path, on one asyncio event loop.
 
-Four loops share the loop thread. *Claim* takes up to ``batch`` due events at a time (one
-script call), as long as fewer than ``in_flight`` calls are open (claimed, outcome not yet
-known), and starts each call as a task. *Record* writes the plans that came back within
+Four loops share the loop thread. *Claim* takes due events in batches (one script call
+each) and keeps a few (``prefetch``) ready beyond the open calls, so a call that ends is
+replaced at once, without a round trip; at most ``in_flight`` calls are open (started,
+outcome not yet known). *Record* writes the plans that came back within
 ``GATHER_S`` of each other in one fenced script call, and retries that whole call while Redis
 refuses (connection loss, OOM, READONLY): results wait in memory (at most ``in_flight`` of
 them; they take no call slot), their leases kept alive. *Heartbeat* extends every held
@@ -17,6 +18,7 @@ e.g. to refuse to start a call whose lease may have lapsed (the process was froz
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import random
@@ -45,8 +47,6 @@ IDLE_MIN_S, IDLE_MAX_S = 0.01, 0.1
 # costs a round trip, a loopback write that wakes Redis and the script's fixed work, so
 # recording outcomes one or two at a time cost more than the calls themselves (bench/RESULTS.md).
 GATHER_S = 0.01
-# The same for claims: with fewer than a batch of free slots, wait this long for more to free.
-CLAIM_GATHER_S = 0.005
 CHORES_S = 1.0
 # Redis refusals that pass (unreachable, out of memory, a replica after failover, loading,
 # busy with a script): the same script call is tried again until Redis takes it.
@@ -68,7 +68,9 @@ class Held:
 
     claim: Claim
     valid_until: float
+    asked: float = 0.0  # monotonic: when it was claimed (no later than the lease started)
     task: asyncio.Task[None] | None = None
+    started: bool = False  # out of the ready queue
     sent: bool = False
     planned: bool = False  # its outcome is known and waits to be recorded
 
@@ -97,7 +99,12 @@ class Consumer:
         self.rng = rng or random.Random()
         self.held: dict[str, Held] = {}
         self.done: list[tuple[Held, Plan]] = []
+        self.ready: collections.deque[Held] = collections.deque()  # claimed, not started
         self.planned = 0  # held events whose outcome waits to be recorded
+        # Events claimed ahead of the calls: a claim per ``prefetch / 2`` calls, none waited for.
+        self.prefetch = min(settings.batch, max(1, settings.in_flight // 4))
+        self._claim_min = max(1, self.prefetch // 2)
+        self._filling = False
         self.figures = Figures()
         self.tally = Tally()  # served by worker.metrics
         self.stopping = False
@@ -154,11 +161,8 @@ class Consumer:
     async def _claim_loop(self) -> None:
         idle = IDLE_MIN_S
         while not self.stopping:
-            room = self._room_left()
-            if 0 < room < self.settings.batch:
-                await asyncio.sleep(CLAIM_GATHER_S)
-                room = self._room_left()
-            if room <= 0:
+            want = self._wanted()
+            if want < self._claim_min:
                 self._room.clear()
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(1.0):
@@ -166,7 +170,7 @@ class Consumer:
                 continue
             asked = time.monotonic()  # no later than the script's clock started the leases
             try:
-                claims = await self.moves.claim(min(self.settings.batch, room))
+                claims = await self.moves.claim(want)
             except redis.RedisError as exc:
                 self._redis_error("claim", exc)
                 await asyncio.sleep(1.0)
@@ -176,28 +180,65 @@ class Consumer:
                 await asyncio.sleep(1.0)
                 continue
             for claim in claims:
-                self._start(claim, asked)
+                self.ready.append(self._take(claim, asked))
             self.figures.claimed += len(claims)
+            self._fill()
             if claims:
                 idle = IDLE_MIN_S
             else:
                 await asyncio.sleep(idle)
                 idle = min(IDLE_MAX_S, idle * 2)
+        self._give_back_ready()
 
-    def _room_left(self) -> int:
-        """Calls this process may still open: ``in_flight`` bounds calls whose outcome is not
-        known yet; outcomes waiting to be recorded (Redis slow or away) take no call slot, but
-        at most as many again wait in memory."""
+    def _open_calls(self) -> int:
+        return len(self.held) - self.planned - len(self.ready)
+
+    def _wanted(self) -> int:
+        """How many to claim now: the free call slots plus ``prefetch`` ready, less what is
+        ready already; at most a batch. ``in_flight`` bounds open calls; outcomes waiting to
+        be recorded (Redis slow or away) take no call slot, but at most ``in_flight`` more
+        events are held in memory."""
         cap = self.settings.in_flight
-        return min(cap - (len(self.held) - self.planned), 2 * cap - len(self.held))
+        free = cap - self._open_calls()
+        return min(free + self.prefetch - len(self.ready), self.settings.batch,
+                   2 * cap - len(self.held))
 
-    def _start(self, claim: Claim, asked: float) -> None:
+    def _take(self, claim: Claim, asked: float) -> Held:
         # The lease runs from the script's clock; our conservative copy from when we asked.
-        held = Held(claim, asked + claim.delay_s + self.settings.leases.lease)
+        held = Held(claim, asked + claim.delay_s + self.settings.leases.lease, asked)
         earlier = self.held.get(claim.member)
         if earlier is not None:  # our own lapsed lease, re-claimed: its call is stale now
             self._lose(earlier)
         self.held[claim.member] = held
+        return held
+
+    def _freed(self) -> None:
+        """A call slot or a place in memory came free: fill it once this loop pass is over."""
+        if not self._filling:
+            self._filling = True
+            asyncio.get_running_loop().call_soon(self._fill)
+
+    def _fill(self) -> None:
+        """Start calls from the ready queue while call slots are free (never once stopping:
+        the claim loop gives the rest back); wake the claim loop only once a claim's worth is
+        wanted (a wake per finished call cost more CPU than the claims)."""
+        self._filling = False
+        cap = self.settings.in_flight
+        while self.ready and not self.stopping and self._open_calls() < cap:
+            self._start(self.ready.popleft())
+        if self._wanted() >= self._claim_min:
+            self._room.set()
+
+    def _give_back_ready(self) -> None:
+        """Stopping: events claimed but never started go back untouched, uncharged."""
+        while self.ready:
+            held = self.ready.popleft()
+            held.started = True
+            self._finish(held, plan.release(sent=False))
+
+    def _start(self, held: Held) -> None:
+        held.started = True
+        claim = held.claim
         try:
             early = plan.before_call(claim, self.settings.backoff, plan.age_s(claim, 0.0))
             if early is not None:
@@ -217,15 +258,15 @@ class Consumer:
             log.exception("could not start event %s", claim.member)
             self._finish(held, plan.refuse("worker_error", f"worker error: {type(exc).__name__}"))
             return
-        held.task = asyncio.create_task(self._call(held, event, endpoint, asked))
+        held.task = asyncio.create_task(self._call(held, event, endpoint))
         self._calls.add(held.task)
         held.task.add_done_callback(self._calls.discard)
 
-    async def _call(self, held: Held, event: Interaction, endpoint: Endpoint,
-                    asked: float) -> None:
+    async def _call(self, held: Held, event: Interaction, endpoint: Endpoint) -> None:
         claim = held.claim
-        if claim.delay_s > 0:
-            await asyncio.sleep(claim.delay_s)  # the rate limit's slot
+        wait = held.asked + claim.delay_s - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)  # the rate limit's slot
         # A lease may have lapsed while this process was frozen: another worker may hold the
         # event now, so do not call; give it back (a no-op if it is no longer ours).
         if time.monotonic() > held.valid_until - self.settings.leases.heartbeat:
@@ -250,14 +291,14 @@ class Consumer:
         reason = endpoint.token.scrub(verdict.reason)
         self._finish(held, plan.after_call(
             claim, verdict, reason, latency_ms, backoff=self.settings.backoff,
-            age=plan.age_s(claim, time.monotonic() - asked),
+            age=plan.age_s(claim, time.monotonic() - held.asked),
             cooldown_s=self.settings.breaker.cooldown, rng=self.rng))
 
     def _finish(self, held: Held, result: Plan) -> None:
         if not held.planned and self.held.get(held.claim.member) is held:
             held.planned = True
             self.planned += 1
-            self._room.set()
+            self._freed()
         self.done.append((held, result))
         self._wake.set()
 
@@ -314,8 +355,10 @@ class Consumer:
             del self.held[held.claim.member]
             if held.planned:
                 self.planned -= 1
+            elif not held.started:  # lost while waiting in the ready queue
+                self.ready.remove(held)
             self.figures.held = len(self.held)
-            self._room.set()
+            self._freed()
 
     def _report(self, claim: Claim, result: Plan, opened: bool) -> None:
         if result.kind is Kind.RELEASE:
