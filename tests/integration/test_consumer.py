@@ -4,6 +4,7 @@ drains what is in hand and gives back what cannot finish; a lease taken over sto
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Awaitable, Callable
 
 import redis
@@ -155,3 +156,79 @@ def test_outcomes_waiting_for_redis_free_call_slots_within_a_bound(redis_url: st
     assert most_held == 8  # the calls went on past the first four, up to the bound
     assert sorted(calls) == sorted(ids)
     assert states(client, ids) == [b"delivered"] * 30
+
+
+def _run_few(redis_url: str, n: int, env: dict[str, str],
+             body: Callable[[Consumer, list[str]], Awaitable[None]]
+             ) -> tuple[redis.Redis, list[str], list[str]]:
+    """``n`` events, calls that never end, ``body`` once the consumer holds all it will;
+    returns the client, the ids and the ids called."""
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    producer = Producer(redis_url)
+    ids = [producer.record(account_id="123456", location="STORE-001", interaction_type="VISIT",
+                           note=f"{i}") for i in range(n)]
+    producer.close()
+    settings = Settings.from_env({"RELAY_REDIS_URL": redis_url, "RELAY_SECURITY_TOKEN": "t",
+                                  "RELAY_LEASE": "5", "RELAY_HEARTBEAT": "0.2", **env})
+
+    called: list[str] = []
+
+    async def call(event: Interaction, endpoint: Endpoint) -> Reply:
+        called.append(event.event_id)
+        await asyncio.sleep(30)
+        return Reply(0, 1)
+
+    async def main() -> None:
+        aclient = AsyncRedis.from_url(redis_url)
+        consumer = Consumer(settings, Moves(aclient, settings), call)
+        task = asyncio.create_task(consumer.run())
+        while not consumer.ready or consumer.figures.in_flight < settings.in_flight:
+            await asyncio.sleep(0.01)
+        await body(consumer, ids)
+        await asyncio.wait_for(task, 30)
+        await aclient.aclose()
+
+    asyncio.run(main())
+    return client, ids, called
+
+
+def test_events_claimed_ahead_go_back_uncharged_on_stop(redis_url: str) -> None:
+    held: list[str] = []
+    ready: list[str] = []
+
+    async def stop(consumer: Consumer, _: list[str]) -> None:
+        held.extend(consumer.held)
+        ready.extend(h.claim.event_id for h in consumer.ready)
+        consumer.stop(drain=0.2)
+
+    client, ids, called = _run_few(redis_url, 6, {"RELAY_IN_FLIGHT": "2"}, stop)
+    assert len(called) == 2 and ready[0] not in called
+    assert len(held) == 3 and len(ready) == 1  # two calls out, one claimed ahead
+    assert states(client, ids) == [b"waiting"] * 6
+    assert client.zcard(KEYS.held) == 0
+    charged = {i: client.hget(KEYS.record("default", i), "c") for i in ids}
+    assert charged[ready[0]] == b"0"  # never called: its attempt refunded
+    # the two calls that went out stay charged; the three never claimed were never charged
+    assert Counter(charged.values()) == {b"1": 2, b"0": 1, None: 3}
+
+
+def test_a_lease_lost_while_claimed_ahead_leaves_the_ready_queue(redis_url: str) -> None:
+    stolen: list[str] = []
+
+    async def steal(consumer: Consumer, ids: list[str]) -> None:
+        client = redis.Redis.from_url(redis_url)
+        waiting = consumer.ready[0].claim.event_id
+        stolen.append(waiting)
+        client.hset(KEYS.record("default", waiting), "l", "other-token")
+        while consumer.figures.lost < 1:  # the next heartbeat finds out
+            await asyncio.sleep(0.05)
+        assert waiting not in {h.claim.event_id for h in consumer.ready}
+        assert f"default/{waiting}" not in consumer.held
+        consumer.stop(drain=0.2)
+
+    client, ids, called = _run_few(redis_url, 3, {"RELAY_IN_FLIGHT": "1"}, steal)
+    assert stolen[0] not in called  # another worker holds it: never called from here
+    assert len(called) == 1  # one call slot: the first call never ended
+    # the other worker's lease stands; ours went back, the one never claimed still waits
+    assert Counter(states(client, ids)) == {b"held": 1, b"waiting": 2}
