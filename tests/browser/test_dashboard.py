@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 from selenium import webdriver
-from selenium.common.exceptions import NoAlertPresentException
+from selenium.common.exceptions import NoAlertPresentException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
@@ -44,7 +44,10 @@ def wait_text(chrome: webdriver.Chrome, css: str, expected: str, timeout: float 
         found = c.find_elements(By.CSS_SELECTOR, css)
         return bool(found) and found[0].text == expected
 
-    WebDriverWait(chrome, timeout, 0.1).until(shows, f"{css} to show {expected!r}")
+    # The page may be replaced between finding the element and reading it (a form posted,
+    # the live refresh): a stale element means "look again", not a failure.
+    WebDriverWait(chrome, timeout, 0.1, ignored_exceptions=(StaleElementReferenceException,)
+                  ).until(shows, f"{css} to show {expected!r}")
 
 
 def dead(stack: Stack, **fields: str) -> str:
