@@ -24,15 +24,21 @@ from worker.soap import Reply
 KEYS = Keys()
 
 
-def consumer_run(redis_url: str, seconds: float,
-                 body: Callable[[Consumer, list[str]], Awaitable[None]], n: int = 3
-                 ) -> tuple[redis.Redis, list[str]]:
+def queued(redis_url: str, n: int) -> tuple[redis.Redis, list[str]]:
+    """A clean database with ``n`` events waiting; the client and their ids."""
     client = redis.Redis.from_url(redis_url)
     client.flushdb()
     producer = Producer(redis_url)
     ids = [producer.record(account_id="123456", location="STORE-001", interaction_type="VISIT",
                            note=f"{i}") for i in range(n)]
     producer.close()
+    return client, ids
+
+
+def consumer_run(redis_url: str, seconds: float,
+                 body: Callable[[Consumer, list[str]], Awaitable[None]], n: int = 3
+                 ) -> tuple[redis.Redis, list[str]]:
+    client, ids = queued(redis_url, n)
     settings = Settings.from_env({"RELAY_REDIS_URL": redis_url, "RELAY_SECURITY_TOKEN": "t",
                                   "RELAY_LEASE": "5", "RELAY_HEARTBEAT": "0.2"})
 
@@ -113,12 +119,7 @@ def test_outcomes_waiting_for_redis_free_call_slots_within_a_bound(redis_url: st
     """Invariant: at most ``in_flight`` calls open, at most twice that held in memory, and
     every outcome recorded once when Redis takes records again (nothing lost, no call twice).
     """
-    client = redis.Redis.from_url(redis_url)
-    client.flushdb()
-    producer = Producer(redis_url)
-    ids = [producer.record(account_id="123456", location="STORE-001", interaction_type="VISIT",
-                           note=f"{i}") for i in range(30)]
-    producer.close()
+    client, ids = queued(redis_url, 30)
     settings = Settings.from_env({"RELAY_REDIS_URL": redis_url, "RELAY_SECURITY_TOKEN": "t",
                                   "RELAY_IN_FLIGHT": "4", "RELAY_BATCH": "4"})
     open_calls, most_open, calls = 0, 0, []
@@ -163,12 +164,7 @@ def _run_few(redis_url: str, n: int, env: dict[str, str],
              ) -> tuple[redis.Redis, list[str], list[str]]:
     """``n`` events, calls that never end, ``body`` once the consumer holds all it will;
     returns the client, the ids and the ids called."""
-    client = redis.Redis.from_url(redis_url)
-    client.flushdb()
-    producer = Producer(redis_url)
-    ids = [producer.record(account_id="123456", location="STORE-001", interaction_type="VISIT",
-                           note=f"{i}") for i in range(n)]
-    producer.close()
+    client, ids = queued(redis_url, n)
     settings = Settings.from_env({"RELAY_REDIS_URL": redis_url, "RELAY_SECURITY_TOKEN": "t",
                                   "RELAY_LEASE": "5", "RELAY_HEARTBEAT": "0.2", **env})
 
