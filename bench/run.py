@@ -295,6 +295,22 @@ def table(runs: list[dict[str, Any]], cores: int) -> None:
     if all_ratios and all_ratios[0]:
         print("ratios: " + "  ".join(f"{k}={spread([r[k] for r in all_ratios], '.2f')}"
                                      for k in all_ratios[0]))
+        met = [targets_met(r, e) for r, e in zip(all_ratios, enqueue, strict=True)]
+        print("targets (issue 14) met in: " + "  ".join(
+            f"{name} {sum(m[name] for m in met)}/{len(met)}" for name in met[0]))
+
+
+def targets_met(ratio: dict[str, float], enqueue: dict[str, float]) -> dict[str, bool]:
+    """Issue 14's targets, judged within one run (a figure absent from the run is not met)."""
+    out = {"enqueue_p99": enqueue["p99_ms"] < 0.5}
+    if "of_ceiling" in ratio:
+        out["of_ceiling"] = ratio["of_ceiling"] >= 0.9
+        out["cpu_vs_ceiling"] = ratio["cpu_vs_ceiling"] <= 1.5
+        out["cores_vs_one"] = (ratio["cores_vs_one"]
+                               >= min(1.8, ratio["ceiling_cores_vs_one"]))
+    if "cores_of_ceiling_cores_0ms" in ratio:
+        out["cores_of_ceiling_cores_0ms"] = ratio["cores_of_ceiling_cores_0ms"] >= 0.8
+    return out
 
 
 if __name__ == "__main__":
