@@ -7,6 +7,7 @@ nothing. Screenshots go to ``tests/browser/screenshots/`` (gitignored).
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -61,15 +62,19 @@ def _chromium() -> tuple[str, str]:
 
 
 @pytest.fixture
-def browser(request: pytest.FixtureRequest) -> Iterator[webdriver.Chrome]:
-    """A fresh browser (no cookies) at 1280x800; width changes per test when needed."""
+def browser(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[webdriver.Chrome]:
+    """A fresh browser (no cookies) at 1280x800; width changes per test when needed. Its
+    profile and the singleton socket Chromium leaves behind go to the test's own temporary
+    folder, not /tmp."""
     binary, driver = _chromium()
     options = webdriver.ChromeOptions()
     options.binary_location = binary
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
                 "--window-size=1280,800", "--disable-extensions"):
         options.add_argument(arg)
-    chrome = webdriver.Chrome(options=options, service=Service(driver))
+    options.add_argument(f"--user-data-dir={tmp_path / 'profile'}")
+    service = Service(driver, env={**os.environ, "TMPDIR": str(tmp_path)})
+    chrome = webdriver.Chrome(options=options, service=service)
     chrome.set_page_load_timeout(20)
     try:
         yield chrome
