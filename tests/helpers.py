@@ -213,3 +213,35 @@ def start_worker(env: dict[str, str], log: Path, *extra: str) -> Worker:
         stop(proc)
         raise
     return Worker(proc, log)
+
+
+def start_relay_api(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """``relay api`` on a free loopback port, up and answering; the process and its base URL."""
+    port = free_port()
+    proc = start(["-m", "relay", "api", "--host", "127.0.0.1", "--port", str(port)], env=env,
+                 log=log)
+    try:
+        wait_until(lambda: port_open(port) or proc.poll() is not None, 20, message="relay api")
+        assert proc.poll() is None, log.read_text()
+    except BaseException:
+        stop(proc)
+        raise
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def start_relay_dev(folder: Path, **env: str) -> tuple[subprocess.Popen[bytes], Path]:
+    """``relay dev`` as on a fresh machine (no RELAY_* settings but ``env``), run in
+    ``folder`` until its banner is out; the process and its output file."""
+    clean = {k: v for k, v in os.environ.items()
+             if not k.startswith("RELAY_") and k not in ("REDIS_URL", "SENTRY_DSN")}
+    clean.update(PYTHONPATH=str(ROOT), **env)
+    log = folder / "dev.out"
+    with log.open("wb") as out:
+        dev = subprocess.Popen([sys.executable, "-m", "relay", "dev"], cwd=folder, env=clean,
+                               stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_until(lambda: "Stop: Ctrl-C" in log.read_text(), 60, 0.2, "relay dev")
+    except BaseException:
+        stop(dev, timeout=30)
+        raise
+    return dev, log

@@ -17,7 +17,7 @@ import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
-from tests.helpers import Sandbox, free_port, port_open, start, stop, system_redis_url, wait_until
+from tests.helpers import Sandbox, start_relay_api, stop, system_redis_url
 from tests.integration.pipeline import Pipeline, start_pipeline, stop_pipeline
 
 API_KEY, ADMIN_KEY = "browser-api-key", "browser-admin-key"
@@ -39,14 +39,14 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     url = system_redis_url() or str(request.getfixturevalue("embedded_redis_url"))
     logs = tmp_path_factory.mktemp("browser")
     pipeline = start_pipeline(url, sandbox_server, logs / "worker.log")
-    port = free_port()
-    api = start(["-m", "relay", "api", "--host", "127.0.0.1", "--port", str(port)],
-                env={**pipeline.env, "RELAY_API_KEYS": API_KEY, "RELAY_ADMIN_KEYS": ADMIN_KEY},
-                log=logs / "api.log")
     try:
-        wait_until(lambda: port_open(port) or api.poll() is not None, 20, message="relay api")
-        assert api.poll() is None, (logs / "api.log").read_text()
-        yield Stack(pipeline, f"http://127.0.0.1:{port}")
+        api, base = start_relay_api({**pipeline.env, "RELAY_API_KEYS": API_KEY,
+                                     "RELAY_ADMIN_KEYS": ADMIN_KEY}, logs / "api.log")
+    except BaseException:
+        stop_pipeline(pipeline)
+        raise
+    try:
+        yield Stack(pipeline, base)
     finally:
         stop(api)
         stop_pipeline(pipeline)

@@ -19,7 +19,7 @@ from relay.errors import ValidationError
 from relay.events import FIELDS, Interaction
 from relay.keys import Keys, split
 from tests.chaos.conftest import RestartableValkey
-from tests.helpers import free_port, members, port_open, start, stop, wait_until
+from tests.helpers import members, start_relay_api, stop
 from worker.secret import Secret
 from worker.soap import build_request
 
@@ -78,12 +78,9 @@ def test_import_any_bytes(tmp_path_factory: pytest.TempPathFactory, data: bytes,
 
 @pytest.fixture(scope="module")
 def api(valkey: RestartableValkey, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = free_port()
-    proc = start(["-m", "relay", "api", "--host", "127.0.0.1", "--port", str(port)],
-                 env={"RELAY_REDIS_URL": valkey.url, "RELAY_API_KEYS": "fuzz-key"},
-                 log=tmp_path_factory.mktemp("api") / "api.log")
-    wait_until(lambda: port_open(port), 20)
-    yield f"http://127.0.0.1:{port}"
+    proc, base = start_relay_api({"RELAY_REDIS_URL": valkey.url, "RELAY_API_KEYS": "fuzz-key"},
+                                 tmp_path_factory.mktemp("api") / "api.log")
+    yield base
     stop(proc)
 
 

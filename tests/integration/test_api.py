@@ -16,7 +16,7 @@ from schemathesis.specs.openapi.checks import negative_data_rejection
 
 from producers.openapi import spec
 from relay.keys import Keys
-from tests.helpers import free_port, port_open, start, stop, wait_until
+from tests.helpers import free_port, start_relay_api, stop
 
 KEY, ADMIN = "test-api-key", "test-admin-key"
 GOOD = {"account_id": "123456", "location": "STORE-001", "interaction_type": "VISIT"}
@@ -38,14 +38,10 @@ class Api:
 
 
 def start_api(redis_url: str, log: Path, **env: str) -> tuple[Api, object]:
-    port = free_port()
-    proc = start(["-m", "relay", "api", "--host", "127.0.0.1", "--port", str(port)],
-                 env={"RELAY_REDIS_URL": redis_url, "RELAY_API_KEYS": f"other,{KEY}",
-                      "RELAY_ADMIN_KEYS": ADMIN, "RELAY_API_MAX_BODY": "65536", **env},
-                 log=log)
-    wait_until(lambda: port_open(port) or proc.poll() is not None, 20, message="api")
-    assert proc.poll() is None, log.read_text()
-    return Api(f"http://127.0.0.1:{port}"), proc
+    proc, base = start_relay_api({"RELAY_REDIS_URL": redis_url, "RELAY_API_KEYS": f"other,{KEY}",
+                                  "RELAY_ADMIN_KEYS": ADMIN, "RELAY_API_MAX_BODY": "65536",
+                                  **env}, log)
+    return Api(base), proc
 
 
 @pytest.fixture(scope="module")

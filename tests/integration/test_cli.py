@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from relay.keys import Keys
-from tests.helpers import ROOT, Sandbox, free_port, start_worker, stop, wait_until
+from tests.helpers import ROOT, Sandbox, free_port, start_relay_dev, start_worker, stop, wait_until
 
 
 def relay(*args: str, env: dict[str, str], cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
@@ -47,15 +47,11 @@ def test_check_reads_the_wsdl_and_masks_secrets(sandbox: Sandbox, redis_url: str
 
 def test_relay_dev_from_nothing_then_send_from_a_second_terminal(tmp_path: Path) -> None:
     """What `make run` does on a fresh machine: no Redis URL, no SOAP URL, no keys."""
+    dev, log = start_relay_dev(tmp_path)
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("RELAY_") and k not in ("REDIS_URL", "SENTRY_DSN")}
     env["PYTHONPATH"] = str(ROOT)
-    log = tmp_path / "dev.out"
-    with log.open("wb") as out:
-        dev = subprocess.Popen([sys.executable, "-m", "relay", "dev"], cwd=tmp_path, env=env,
-                               stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        wait_until(lambda: "Stop: Ctrl-C" in log.read_text(), 60, 0.2, "relay dev")
         banner = log.read_text()
         assert "embedded valkey" in banner and "sandbox at" in banner
         assert re.search(r"dashboard: +http://127\.0\.0\.1:\d+/ui/", banner), banner

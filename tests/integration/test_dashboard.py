@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from relay.deadletters import DeadLetters
-from tests.helpers import Sandbox, free_port, port_open, start, stop, wait_until
+from tests.helpers import Sandbox, start_relay_api, stop, wait_until
 from tests.integration.pipeline import Pipeline, reset, start_pipeline, stop_pipeline
 
 
@@ -29,14 +29,14 @@ API_KEY, ADMIN_KEY = "dash-api-key", "dash-admin-key"
 def stack(redis_url: str, sandbox_server: Sandbox, module_tmp: Path
           ) -> Iterator[tuple[Pipeline, str]]:
     pipeline = start_pipeline(redis_url, sandbox_server, module_tmp / "worker.log")
-    port = free_port()
-    api = start(["-m", "relay", "api", "--host", "127.0.0.1", "--port", str(port)],
-                env={**pipeline.env, "RELAY_API_KEYS": API_KEY, "RELAY_ADMIN_KEYS": ADMIN_KEY},
-                log=module_tmp / "api.log")
     try:
-        wait_until(lambda: port_open(port) or api.poll() is not None, 20, message="relay api")
-        assert api.poll() is None
-        yield pipeline, f"http://127.0.0.1:{port}"
+        api, base = start_relay_api({**pipeline.env, "RELAY_API_KEYS": API_KEY,
+                                     "RELAY_ADMIN_KEYS": ADMIN_KEY}, module_tmp / "api.log")
+    except BaseException:
+        stop_pipeline(pipeline)
+        raise
+    try:
+        yield pipeline, base
     finally:
         stop(api)
         stop_pipeline(pipeline)

@@ -24,6 +24,7 @@ from tests.helpers import (
     free_port,
     port_open,
     start,
+    start_relay_dev,
     stop,
     wait_until,
 )
@@ -142,16 +143,9 @@ def test_compose_dev_profile_does_not_publish_it_anonymously() -> None:
 
 def test_relay_dev_turns_it_on_behind_a_fresh_token(tmp_path: Path,
                                                      embedded_redis_url: str) -> None:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("RELAY_") and k not in ("REDIS_URL", "SENTRY_DSN")}
-    env.update(PYTHONPATH=str(ROOT), RELAY_REDIS_URL=embedded_redis_url,
-               RELAY_API_KEYS="control-test-key")
-    log = tmp_path / "dev.out"
-    with log.open("wb") as out:
-        dev = subprocess.Popen([sys.executable, "-m", "relay", "dev"], cwd=tmp_path, env=env,
-                               stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    dev, log = start_relay_dev(tmp_path, RELAY_REDIS_URL=embedded_redis_url,
+                               RELAY_API_KEYS="control-test-key")
     try:
-        wait_until(lambda: "Stop: Ctrl-C" in log.read_text(), 60, 0.2, "relay dev")
         found = re.search(r"control:\s+(http://\S+/_sandbox/config) "
                           r"\(Authorization: Bearer (\S+)\)", log.read_text())
         assert found, log.read_text()
