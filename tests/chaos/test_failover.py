@@ -101,7 +101,8 @@ def test_primary_killed_under_load(topology: Sentinels, box: Sandbox, tmp_path: 
         time.sleep(2)  # steady load on the new primary
         load.stopping.set()
         thread.join(10)
-        assert topology.current_primary_port() != old_port
+        # at least one failover (the Sentinels may legitimately move the service again later)
+        assert topology.failovers() >= 1
         # the command line follows the Sentinels too
         shown = subprocess.run([sys.executable, "-m", "relay", "status", "--json"], cwd=ROOT,
                                env={**os.environ, "RELAY_REDIS_URL": url}, text=True,
@@ -124,7 +125,7 @@ def test_primary_killed_under_load(topology: Sentinels, box: Sandbox, tmp_path: 
         lost = [e for e in accepted if states.get(e) != "delivered"]
         calls = box.calls(limit=0)
         row = {"scenario": f"Redis failover ({'WAIT 1 replica' if replicas else 'async'})",
-               "injected": "SIGKILL of the primary (1 replica, 3 Sentinels, down-after 1 s) "
+               "injected": "SIGKILL of the primary (1 replica, 3 Sentinels, down-after 2 s) "
                            "with a producer sending every 5 ms"
                            + ("; the old primary restarted after the failover, re-joins as "
                               "a replica" if replicas else ""),
@@ -134,7 +135,7 @@ def test_primary_killed_under_load(topology: Sentinels, box: Sandbox, tmp_path: 
                "producer_back_s": round(producer_back, 1), "refused": len(load.refused),
                "command": "pytest tests/chaos -k primary_killed"}
         record_result(row)
-        # async: the Sentinels' failover (down-after 1 s, election); WAIT: until a replica is
+        # async: the Sentinels' failover (down-after 2 s, election); WAIT: until a replica is
         # back to confirm writes (the old primary restarted and re-joined, about 10-20 s)
         limit = 40 if replicas else 15
         assert producer_back < limit and worker_back < limit + 5
