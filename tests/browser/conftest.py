@@ -33,9 +33,11 @@ class Stack:
         return self.base + path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
           sandbox_server: Sandbox) -> Iterator[Stack]:
+    """Per module, not per session: its worker consumes the test database, so it is stopped
+    before another module's tests (which run their own workers) enqueue there."""
     url = system_redis_url() or str(request.getfixturevalue("embedded_redis_url"))
     logs = tmp_path_factory.mktemp("browser")
     pipeline = start_pipeline(url, sandbox_server, logs / "worker.log")
