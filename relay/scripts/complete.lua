@@ -19,9 +19,9 @@
 -- ('d<interaction id>' / 'r<code>'); a history, if any, stays for `retention`. Past the
 -- dead-letter cap the oldest dead letters are dropped, and counted. Counters, the latency
 -- histogram and index removals are summed and written once per call.
--- Returns {results, opened}: per event 'ok', 'stale' (another lease holds it, or it ended) or
--- 'done' (applied before: a retried call), and 1 where this event's failure opened its
--- tenant's circuit.
+-- Returns {results, opened}: per event 'ok', 'stale' (another lease holds it, or it ended
+-- otherwise) or 'done' (applied before: a retried call), and 1 where this event's failure
+-- opened its tenant's circuit.
 local now = now_ms()
 local retention, threshold = tonumber(ARGV[2]), tonumber(ARGV[3])
 local window, cooldown, max_cooldown = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
@@ -89,6 +89,17 @@ local function observe_latency(ms)
   latency_sum = latency_sum + ms / 1000
 end
 
+-- A delivered or rejected event leaves no record, only its field in a done bucket: a retried
+-- call finds this very outcome there (an interaction id is the platform's, never reused),
+-- in this bucket or, across a boundary, the one before.
+local function ended_by(m, kind, iid, code)
+  if kind ~= 'delivered' and kind ~= 'rejected' then return false end
+  local mark = kind == 'delivered' and 'd' .. iid or 'r' .. code
+  local bucket = math.floor(now / span)
+  return redis.call('HGET', done_bucket, m) == mark
+      or redis.call('HGET', done_key(bucket - 1), m) == mark
+end
+
 local results, opened = {}, {}
 for _, e in ipairs(cjson.decode(ARGV[10])) do
   local m, token, kind, refund, breaker = e[1], e[2], e[3], e[4], e[5]
@@ -99,7 +110,7 @@ for _, e in ipairs(cjson.decode(ARGV[10])) do
   opened[n] = 0
   local r = redis.call('HMGET', key, 'l', 'f', 'a')
   if r[1] ~= token then
-    if r[2] == token then
+    if r[2] == token or (not r[1] and not r[2] and ended_by(m, kind, iid, code)) then
       results[n] = 'done'
     else
       results[n] = 'stale'

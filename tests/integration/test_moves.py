@@ -159,6 +159,36 @@ def test_a_retried_completion_is_recognised(redis_url: str, client: redis.Redis)
     assert int(client.hget(KEYS.stats, "outcome:retry") or 0) == 1
 
 
+def test_a_retried_delivery_is_recognised_though_its_record_is_gone(
+        redis_url: str, client: redis.Redis) -> None:
+    """A delivered or rejected event keeps no record, only its done-bucket field: a retried
+    completion (reply lost) is 'done', not 'stale', and counts nothing twice; another
+    worker's late delivery of the same event, with another interaction id, is still 'stale'."""
+    enqueue(redis_url, ("default", "d1"), ("default", "r1"), ("default", "x1"))
+    rejected = Plan(Kind.REJECTED, code=301, signal="code:301", reason="known")
+
+    async def scenario(m: Moves) -> list[list[tuple[str, bool]]]:
+        claims = {c.event_id: c for c in await m.claim(3)}
+        d1, r1, x1 = claims["d1"], claims["r1"], claims["x1"]
+        batch = [(d1, DELIVERED), (r1, rejected)]
+        first, again = await m.complete(batch), await m.complete(batch)
+        # x1: its first worker froze past its lease; the second delivered it (interaction 7)
+        client.zadd(KEYS.held, {x1.member: 0})
+        assert await m.reap() == 1
+        [taken] = await m.claim(1)
+        await m.complete([(taken, DELIVERED)])
+        other = await m.complete([(x1, dataclasses.replace(DELIVERED, interaction_id=8))])
+        return [first, again, other]
+
+    first, again, other = run(redis_url, scenario)
+    assert first == [("ok", False), ("ok", False)]
+    assert again == [("done", False), ("done", False)]
+    assert other == [("stale", False)]
+    assert int(client.hget(KEYS.stats, "stale") or 0) == 1
+    assert int(client.hget(KEYS.stats, "outcome:delivered") or 0) == 2
+    assert int(client.hget(KEYS.stats, "outcome:rejected") or 0) == 1
+
+
 def test_heartbeat_keeps_a_lease_and_reap_returns_expired_ones(redis_url: str,
                                                                client: redis.Redis) -> None:
     enqueue(redis_url, ("default", "live"), ("default", "dead"))
