@@ -79,6 +79,7 @@ def make_machine(redis_url: str) -> type[RuleBasedStateMachine]:
             # member -> tokens of claims whose call may have been recorded, since its replay
             self.calls: dict[str, set[str]] = {}
             self.rng = random.Random(0)
+            self.answers: dict[tuple[str, str], str] = {}  # (member, token) -> its call's answer
 
         def teardown(self) -> None:
             self.loop.run_until_complete(self.client.aclose())
@@ -117,6 +118,9 @@ def make_machine(redis_url: str) -> type[RuleBasedStateMachine]:
             c = data.draw(st.sampled_from(self.handles))
             if not keep:
                 self.handles.remove(c)
+            # One claim makes one call, so it has one answer: a paused copy that reports again
+            # reports the same (a second, different answer would be a call that never was).
+            result = self.answers.setdefault((c.member, c.token), result)
             early = plan.before_call(c, self.settings.backoff, 0.0)
             if early is None:
                 verdict = self.settings.policy.classify(answer(result))
