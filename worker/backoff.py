@@ -18,7 +18,10 @@ class Backoff:
 
     def delay(self, attempt: int, rng: random.Random | None = None) -> float:
         """Wait before attempt ``attempt + 1``; half fixed, half random so a pool spreads out."""
-        ceiling = min(self.cap, self.base * self.factor ** max(0, attempt - 1))
+        try:
+            ceiling = min(self.cap, self.base * self.factor ** max(0, attempt - 1))
+        except OverflowError:  # a budget of some thousand attempts: long past the cap
+            ceiling = self.cap
         return ceiling / 2 + (rng or random).uniform(0, ceiling / 2)
 
     def exhausted(self, attempts: int, age: float) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from relay.errors import DeliveryError
@@ -56,9 +57,10 @@ def _retry_after(value: str | None) -> float | None:
     if value is None:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         return None  # an HTTP-date: fall back to our own backoff
+    return max(0.0, seconds) if math.isfinite(seconds) else None  # "inf", "nan", "1e400"
 
 
 def _excerpt(body: bytes) -> str:

@@ -53,7 +53,8 @@ CHORES_S = 1.0
 TRANSIENT = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
              redis.exceptions.OutOfMemoryError, redis.exceptions.ReadOnlyError,
              redis.exceptions.TryAgainError, redis.exceptions.ClusterDownError)
-TRANSIENT_PREFIXES = ("BUSY", "NOREPLICAS", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN")
+# MISCONF: Redis cannot persist (disk full, a failing AOF) and refuses writes until it can.
+TRANSIENT_PREFIXES = ("BUSY", "NOREPLICAS", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "MISCONF")
 
 
 def transient(exc: BaseException) -> bool:
@@ -287,12 +288,18 @@ class Consumer:
             self.figures.in_flight -= 1
         latency_ms = (time.perf_counter() - started) * 1000
         self.tally.call(latency_ms / 1000)
-        verdict = self.settings.policy.classify(result)
-        reason = endpoint.token.scrub(verdict.reason)
-        self._finish(held, plan.after_call(
-            claim, verdict, reason, latency_ms, backoff=self.settings.backoff,
-            age=plan.age_s(claim, time.monotonic() - held.asked),
-            cooldown_s=self.settings.breaker.cooldown, rng=self.rng))
+        try:
+            verdict = self.settings.policy.classify(result)
+            reason = endpoint.token.scrub(verdict.reason)
+            decided = plan.after_call(
+                claim, verdict, reason, latency_ms, backoff=self.settings.backoff,
+                age=plan.age_s(claim, time.monotonic() - held.asked),
+                cooldown_s=self.settings.breaker.cooldown, rng=self.rng)
+        except Exception:  # a bug deciding: never leave the event held for good
+            log.exception("deciding the outcome of %s failed; it goes back, charged",
+                          claim.member)
+            decided = plan.release(sent=True)
+        self._finish(held, decided)
 
     def _finish(self, held: Held, result: Plan) -> None:
         if not held.planned and self.held.get(held.claim.member) is held:
@@ -398,7 +405,9 @@ class Consumer:
                 if held.claim.member not in lost:
                     held.valid_until = max(held.valid_until,
                                            asked + self.settings.leases.lease)
-                elif self.held.get(held.claim.member) is held:
+                elif self.held.get(held.claim.member) is held and not held.planned:
+                    # (a planned event's lease may be gone because our own record ran
+                    # between the snapshot and the extend: its record's answer settles it)
                     self._lose(held)
 
     def _lose(self, held: Held) -> None:

@@ -125,6 +125,7 @@ def after_call(claim: Claim, verdict: Verdict, reason: str, latency_ms: float, *
     if not systemic and age >= backoff.max_age:
         return plan(Kind.DEAD_LETTER,
                     f"older than the maximum age ({backoff.max_age:g} s): {reason}"[:REASON_MAX])
+    # The service's Retry-After is honoured up to our own backoff's cap.
     delay = cooldown_s if systemic else max(backoff.delay(max(1, spent), rng),
-                                            verdict.retry_after or 0.0)
+                                            min(verdict.retry_after or 0.0, backoff.cap))
     return plan(Kind.RETRY, delay_ms=int(delay * 1000))

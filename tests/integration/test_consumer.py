@@ -4,6 +4,7 @@ drains what is in hand and gives back what cannot finish; a lease taken over sto
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections import Counter
 from collections.abc import Awaitable, Callable
 
@@ -12,12 +13,14 @@ from redis.asyncio import Redis as AsyncRedis
 
 from producers import Producer
 from relay import status
+from relay.errors import DeliveryError
 from relay.events import Interaction
 from relay.keys import Keys
 from relay.settings import StoreSettings
 from worker.client import Endpoint
 from worker.consumer import Consumer
 from worker.moves import Moves
+from worker.policy import Policy, Verdict
 from worker.settings import Settings
 from worker.soap import Reply
 
@@ -157,6 +160,88 @@ def test_outcomes_waiting_for_redis_free_call_slots_within_a_bound(redis_url: st
     assert most_held == 8  # the calls went on past the first four, up to the bound
     assert sorted(calls) == sorted(ids)
     assert states(client, ids) == [b"delivered"] * 30
+
+
+class LateReplies(Moves):
+    """Redis applies each record at once, but its reply reaches the worker only after a few
+    heartbeats have run (a slow network, a busy event loop)."""
+
+    async def complete(self, done):  # type: ignore[no-untyped-def]
+        results = await super().complete(done)
+        await asyncio.sleep(0.5)
+        return results
+
+
+def test_our_own_record_is_not_taken_for_a_lost_lease(redis_url: str) -> None:
+    """Between a heartbeat's snapshot and its extend, our own record may end the lease: that
+    event is recorded, not 'taken over' (no false alarm, no lost figure)."""
+    client, ids = queued(redis_url, 3)
+    settings = Settings.from_env({"RELAY_REDIS_URL": redis_url, "RELAY_SECURITY_TOKEN": "t",
+                                  "RELAY_LEASE": "5", "RELAY_HEARTBEAT": "0.1"})
+
+    async def call(event: Interaction, endpoint: Endpoint) -> Reply:
+        return Reply(0, 1)
+
+    async def main() -> Consumer:
+        aclient = AsyncRedis.from_url(redis_url)
+        consumer = Consumer(settings, LateReplies(aclient, settings), call)
+        task = asyncio.create_task(consumer.run())
+        async with asyncio.timeout(10):
+            while consumer.figures.recorded < 3:
+                await asyncio.sleep(0.01)
+        consumer.stop(drain=5)
+        await asyncio.wait_for(task, 30)
+        await aclient.aclose()
+        return consumer
+
+    consumer = asyncio.run(main())
+    assert states(client, ids) == [b"delivered"] * 3
+    assert consumer.figures.lost == 0 and consumer.figures.stale == 0
+
+
+@dataclasses.dataclass(frozen=True)
+class Faulty(Policy):
+    """A bug in deciding an outcome, for the first ``failing`` calls."""
+
+    failing: list[bool] = dataclasses.field(default_factory=lambda: [True])
+
+    def classify(self, result: Reply | DeliveryError) -> Verdict:
+        if self.failing and self.failing.pop():
+            raise OverflowError("cannot convert float infinity to integer")
+        return super().classify(result)
+
+
+def test_a_bug_deciding_an_outcome_gives_the_event_back_charged(redis_url: str) -> None:
+    """Invariant: nothing held for good. The call went out, so the event goes back to the
+    queue with its attempt charged; the other calls are recorded as usual."""
+    client, ids = queued(redis_url, 3)
+    settings = dataclasses.replace(
+        Settings.from_env({"RELAY_REDIS_URL": redis_url, "RELAY_SECURITY_TOKEN": "t",
+                           "RELAY_IN_FLIGHT": "1", "RELAY_BATCH": "1"}), policy=Faulty())
+    called: list[str] = []
+
+    async def call(event: Interaction, endpoint: Endpoint) -> Reply:
+        called.append(event.event_id)
+        return Reply(0, 1)
+
+    async def main() -> Consumer:
+        aclient = AsyncRedis.from_url(redis_url)
+        consumer = Consumer(settings, Moves(aclient, settings), call)
+        task = asyncio.create_task(consumer.run())
+        async with asyncio.timeout(10):  # the bug held the event, and its slot, for good
+            while consumer.figures.recorded < 4:  # three delivered, one given back
+                await asyncio.sleep(0.01)
+        consumer.stop(drain=5)
+        await asyncio.wait_for(task, 30)
+        await aclient.aclose()
+        return consumer
+
+    consumer = asyncio.run(main())
+    assert not consumer.held and consumer.planned == 0
+    assert states(client, ids) == [b"delivered"] * 3
+    first = called[0]
+    assert called.count(first) == 2  # given back, then called again and delivered
+    assert int(client.hget(KEYS.stats, "released") or 0) == 1
 
 
 def _run_few(redis_url: str, n: int, env: dict[str, str],

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from relay.errors import DeliveryError
 from worker.backoff import Backoff
+from worker.client import interpret
 from worker.errors import ConnectFailed, HttpStatusError, RequestTimeout
 from worker.plan import (
     Breaker,
@@ -24,6 +25,7 @@ from worker.plan import (
 )
 from worker.policy import Policy
 from worker.soap import Reply
+from worker.transport import HttpResponse
 
 BACKOFF = Backoff(base=2, cap=600, max_attempts=4, max_age=3600)
 
@@ -92,6 +94,22 @@ def test_too_old_dead_letters() -> None:
 def test_retry_after_is_honoured() -> None:
     p = plan_for(HttpStatusError(429, retry_after=30))
     assert p.delay_ms == 30_000
+
+
+def test_retry_after_is_honoured_up_to_our_backoff_cap() -> None:
+    p = plan_for(HttpStatusError(503, retry_after=365 * 86400))  # "come back in a year"
+    assert p.kind is Kind.RETRY and p.delay_ms == BACKOFF.cap * 1000
+
+
+@pytest.mark.parametrize("header", ["inf", "-inf", "nan", "1e400", "Wed, 21 Oct 2026 07:28:00 GMT"])
+def test_a_retry_after_that_is_no_number_of_seconds_falls_back_to_our_backoff(
+        header: str) -> None:
+    response = HttpResponse(503, {"Retry-After": header}, b"busy")
+    with pytest.raises(HttpStatusError) as caught:
+        interpret(response)
+    assert caught.value.retry_after is None
+    p = plan_for(caught.value)
+    assert p.kind is Kind.RETRY and 1000 <= p.delay_ms <= 2000
 
 
 def test_a_spent_budget_dead_letters_before_calling() -> None:

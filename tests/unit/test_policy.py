@@ -1,9 +1,11 @@
 import random
 
 import pytest
+import redis
 
 from relay.errors import ConfigError
 from worker.backoff import Backoff
+from worker.consumer import transient
 from worker.errors import (
     ClientFault,
     ConnectFailed,
@@ -71,6 +73,25 @@ def test_backoff_grows_with_jitter_up_to_the_cap() -> None:
         assert all(ceiling / 2 <= d <= ceiling for d in delays)
         assert max(delays) - min(delays) > ceiling / 4  # really jittered
     assert not backoff.exhausted(4, 99) and backoff.exhausted(5, 0) and backoff.exhausted(0, 100)
+
+
+def test_backoff_stays_at_its_cap_however_many_attempts() -> None:
+    """2.0 ** 1100 overflows a float: a budget of thousands of attempts must not crash."""
+    backoff = Backoff(base=2.0, factor=2.0, cap=60.0, max_attempts=5000, max_age=100.0)
+    assert 30 <= backoff.delay(1100, random.Random(1)) <= 60
+
+
+@pytest.mark.parametrize(("error", "passes"), [
+    (redis.exceptions.ResponseError("MISCONF Redis is configured to save RDB snapshots, but "
+                                    "it's currently unable to persist to disk"), True),
+    (redis.exceptions.ResponseError("BUSY Redis is busy running a script"), True),
+    (redis.exceptions.ReadOnlyError("READONLY You can't write against a read only replica"),
+     True),
+    (redis.exceptions.ResponseError("ERR wrong number of arguments"), False),
+])
+def test_redis_refusals_that_pass_are_retried_and_errors_are_not(error: Exception,
+                                                                  passes: bool) -> None:
+    assert transient(error) is passes
 
 
 @pytest.mark.parametrize(("env", "message"), [
