@@ -27,6 +27,13 @@ local function ended(m, now, span_ms, windows)
   return false
 end
 
+-- Whether a tenant's half-open circuit still gives its turn to its probe: the probe's time has
+-- not run out, or its call is still in hand (a lease kept alive by heartbeats can outlast
+-- `probe_until`, e.g. on a saturated worker): one probe at a time, whatever the clock says.
+local function probe_busy(c, now)
+  return c.probe ~= '' and (now < c.probe_until or redis.call('HGET', rec(c.probe), 's') == 'held')
+end
+
 -- Commands over many members, in chunks Lua's unpack can take.
 local function each_chunk(list, fn)
   for i = 1, #list, 1000 do

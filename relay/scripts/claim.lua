@@ -52,7 +52,7 @@ for _, m in ipairs(due) do
     local c = circuit(tenant)
     local park = false
     if c then
-      park = now < c.open_until or (c.probe ~= '' and c.probe ~= m and now < c.probe_until)
+      park = now < c.open_until or (c.probe ~= m and probe_busy(c, now))
     end
     if park then
       leave[#leave + 1] = m

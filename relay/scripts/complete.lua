@@ -94,10 +94,20 @@ end
 -- in this bucket or, across a boundary, the one before.
 local function ended_by(m, kind, iid, code)
   if kind ~= 'delivered' and kind ~= 'rejected' then return false end
-  local mark = kind == 'delivered' and 'd' .. iid or 'r' .. code
-  local bucket = math.floor(now / span)
-  return redis.call('HGET', done_bucket, m) == mark
-      or redis.call('HGET', done_key(bucket - 1), m) == mark
+  return ended(m, now, span, 1) == (kind == 'delivered' and 'd' .. iid or 'r' .. code)
+end
+
+-- A probe that ended with no word on the service (given back, refused, out of budget) frees
+-- its tenant's turn at once: else the next probe would wait until `probe_until`, and a
+-- tenant whose every event is refused would drain one event per probe period.
+local function free_probe(tenant, m)
+  local raw = redis.call('HGET', CIRCUITS, tenant)
+  if not raw then return end
+  local c = cjson.decode(raw)
+  if c.probe == m then
+    c.probe, c.probe_until = '', 0
+    redis.call('HSET', CIRCUITS, tenant, cjson.encode(c))
+  end
 end
 
 local results, opened = {}, {}
@@ -124,6 +134,8 @@ for _, e in ipairs(cjson.decode(ARGV[10])) do
     if breaker == 'ok' then success(tenant)
     elseif breaker == 'fail' or breaker == 'force' then
       opened[n] = failure(tenant, m, reason, breaker == 'force')
+    else
+      free_probe(tenant, m)
     end
     local hk = hist(m)
     local has_history = false

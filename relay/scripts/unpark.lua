@@ -15,7 +15,7 @@ for _, tenant in ipairs(redis.call('SMEMBERS', KEYS[2])) do
   local n = 0
   if not c then
     n = tonumber(ARGV[2])
-  elseif now >= c.open_until and (c.probe == '' or now >= c.probe_until) then
+  elseif now >= c.open_until and not probe_busy(c, now) then
     n = 1
   end
   for _ = 1, n do

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import pytest
 import redis
@@ -21,6 +22,7 @@ from relay.deadletters import DeadLetters
 from relay.events import Interaction
 from relay.keys import Keys, member
 from relay.settings import StoreSettings
+from worker import plan
 from worker.moves import Moves
 from worker.plan import Breaker, Claim, Kind, Plan
 from worker.settings import Settings
@@ -327,6 +329,60 @@ def test_distinct_failures_open_then_the_probe_rotates(redis_url: str, client: r
     probes = run(redis_url, scenario, RELAY_BREAKER_MAX_COOLDOWN="5")
     assert len(set(probes)) == 3  # never the same event twice in a row
     assert int(client.hget(KEYS.stats, "circuit_opened:acme") or 0) == 1
+
+
+def _half_open(m: Moves, client: redis.Redis) -> Awaitable[Claim]:
+    """acme's circuit opened by three distinct failures, then its first probe claimed."""
+    async def go() -> Claim:
+        await m.complete([(c, fail()) for c in await m.claim(3)])
+        await asyncio.sleep(0.35)  # past the cooldown
+        assert await m.unpark() == 1
+        [probe] = await m.claim(5)
+        assert probe.probe
+        return probe
+    return go()
+
+
+def _circuit(client: redis.Redis, tenant: str) -> dict[str, Any]:
+    return cast(dict[str, Any], json.loads(client.hget(KEYS.circuits, tenant) or "null"))
+
+
+def test_one_probe_at_a_time_while_its_call_is_in_hand(redis_url: str,
+                                                       client: redis.Redis) -> None:
+    """The probe's time runs out while its worker still holds it (heartbeats keep the lease):
+    no second probe goes out, and the first one's failure still re-opens the circuit."""
+    enqueue(redis_url, *[("acme", f"a{i}") for i in range(5)])
+
+    async def scenario(m: Moves) -> None:
+        probe = await _half_open(m, client)
+        circuit = _circuit(client, "acme")
+        circuit["probe_until"] = 0  # its time ran out, as on a saturated worker
+        client.hset(KEYS.circuits, "acme", json.dumps(circuit))
+        assert await m.extend([(probe.member, probe.token)]) == set()  # still ours
+        assert await m.unpark() == 0 and await m.claim(5) == []
+        [(status_, _)] = await m.complete([(probe, fail())])
+        assert status_ == "ok"
+
+    run(redis_url, scenario)
+    circuit = _circuit(client, "acme")
+    assert circuit["reopenings"] == 1 and circuit["probe"] == ""
+
+
+def test_a_probe_ended_without_a_word_on_the_service_frees_the_turn(
+        redis_url: str, client: redis.Redis) -> None:
+    """A probe refused before its call (unknown tenant, unreadable, out of budget) says
+    nothing about the service: the next parked event is the probe at once."""
+    enqueue(redis_url, *[("acme", f"a{i}") for i in range(5)])
+
+    async def scenario(m: Moves) -> Claim:
+        probe = await _half_open(m, client)
+        await m.complete([(probe, plan.refuse("config:tenant", "unknown tenant 'acme'"))])
+        assert await m.unpark() == 1  # no wait for the refused probe's time to run out
+        [second] = await m.claim(5)
+        return second
+
+    second = run(redis_url, scenario)
+    assert second.probe and _circuit(client, "acme")["probe"] == second.member
 
 
 def test_a_success_closes_the_circuit_and_unparks_everything(redis_url: str,
