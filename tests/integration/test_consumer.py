@@ -18,7 +18,7 @@ from relay.events import Interaction
 from relay.keys import Keys
 from relay.settings import StoreSettings
 from worker.client import Endpoint
-from worker.consumer import Consumer
+from worker.consumer import AsyncCall, Consumer
 from worker.moves import Moves
 from worker.policy import Policy, Verdict
 from worker.settings import Settings
@@ -162,6 +162,25 @@ def test_outcomes_waiting_for_redis_free_call_slots_within_a_bound(redis_url: st
     assert states(client, ids) == [b"delivered"] * 30
 
 
+def record_until(redis_url: str, settings: Settings, call: AsyncCall, recorded: int,
+                 moves: type[Moves] = Moves) -> Consumer:
+    """Run a consumer until it has recorded ``recorded`` outcomes (else fail after 10 s: an
+    event held for good), then stop it."""
+    async def main() -> Consumer:
+        aclient = AsyncRedis.from_url(redis_url)
+        consumer = Consumer(settings, moves(aclient, settings), call)
+        task = asyncio.create_task(consumer.run())
+        async with asyncio.timeout(10):
+            while consumer.figures.recorded < recorded:
+                await asyncio.sleep(0.01)
+        consumer.stop(drain=5)
+        await asyncio.wait_for(task, 30)
+        await aclient.aclose()
+        return consumer
+
+    return asyncio.run(main())
+
+
 class LateReplies(Moves):
     """Redis applies each record at once, but its reply reaches the worker only after a few
     heartbeats have run (a slow network, a busy event loop)."""
@@ -182,19 +201,7 @@ def test_our_own_record_is_not_taken_for_a_lost_lease(redis_url: str) -> None:
     async def call(event: Interaction, endpoint: Endpoint) -> Reply:
         return Reply(0, 1)
 
-    async def main() -> Consumer:
-        aclient = AsyncRedis.from_url(redis_url)
-        consumer = Consumer(settings, LateReplies(aclient, settings), call)
-        task = asyncio.create_task(consumer.run())
-        async with asyncio.timeout(10):
-            while consumer.figures.recorded < 3:
-                await asyncio.sleep(0.01)
-        consumer.stop(drain=5)
-        await asyncio.wait_for(task, 30)
-        await aclient.aclose()
-        return consumer
-
-    consumer = asyncio.run(main())
+    consumer = record_until(redis_url, settings, call, 3, moves=LateReplies)
     assert states(client, ids) == [b"delivered"] * 3
     assert consumer.figures.lost == 0 and consumer.figures.stale == 0
 
@@ -224,19 +231,7 @@ def test_a_bug_deciding_an_outcome_gives_the_event_back_charged(redis_url: str) 
         called.append(event.event_id)
         return Reply(0, 1)
 
-    async def main() -> Consumer:
-        aclient = AsyncRedis.from_url(redis_url)
-        consumer = Consumer(settings, Moves(aclient, settings), call)
-        task = asyncio.create_task(consumer.run())
-        async with asyncio.timeout(10):  # the bug held the event, and its slot, for good
-            while consumer.figures.recorded < 4:  # three delivered, one given back
-                await asyncio.sleep(0.01)
-        consumer.stop(drain=5)
-        await asyncio.wait_for(task, 30)
-        await aclient.aclose()
-        return consumer
-
-    consumer = asyncio.run(main())
+    consumer = record_until(redis_url, settings, call, 4)  # three delivered, one given back
     assert not consumer.held and consumer.planned == 0
     assert states(client, ids) == [b"delivered"] * 3
     first = called[0]
