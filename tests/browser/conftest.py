@@ -17,8 +17,8 @@ import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
-from tests.helpers import Sandbox, start_relay_api, stop, system_redis_url
-from tests.integration.pipeline import Pipeline, start_pipeline, stop_pipeline
+from tests.helpers import Sandbox, system_redis_url
+from tests.integration.pipeline import Pipeline, pipeline_with_api
 
 API_KEY, ADMIN_KEY = "browser-api-key", "browser-admin-key"
 SHOTS = Path(__file__).with_name("screenshots")
@@ -40,18 +40,8 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     before another module's tests (which run their own workers) enqueue there."""
     url = system_redis_url() or str(request.getfixturevalue("embedded_redis_url"))
     logs = tmp_path_factory.mktemp("browser")
-    pipeline = start_pipeline(url, sandbox_server, logs / "worker.log")
-    try:
-        api, base = start_relay_api({**pipeline.env, "RELAY_API_KEYS": API_KEY,
-                                     "RELAY_ADMIN_KEYS": ADMIN_KEY}, logs / "api.log")
-    except BaseException:
-        stop_pipeline(pipeline)
-        raise
-    try:
+    with pipeline_with_api(url, sandbox_server, logs, API_KEY, ADMIN_KEY) as (pipeline, base):
         yield Stack(pipeline, base)
-    finally:
-        stop(api)
-        stop_pipeline(pipeline)
 
 
 def _chromium() -> tuple[str, str]:

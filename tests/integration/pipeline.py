@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from tests.helpers import (
     Worker,
     clear_app_data,
     counters,
+    start_relay_api,
     start_worker,
     stop,
     wait_until,
@@ -81,6 +84,25 @@ def start_pipeline(redis_url: str, sandbox: Sandbox, log: Path, **extra: str) ->
            "RELAY_SECURITY_TOKEN": "sandbox-token", **FAST, **extra}
     worker = start_worker(env, log)
     return Pipeline(redis_url, sandbox, Producer(redis_url), client, worker, env)
+
+
+@contextmanager
+def pipeline_with_api(redis_url: str, sandbox: Sandbox, folder: Path, api_key: str,
+                      admin_key: str) -> Iterator[tuple[Pipeline, str]]:
+    """A pipeline and ``relay api`` in front of it (one API key, one admin key); the pipeline
+    and the API's base URL. Both are stopped on the way out, or when the API fails to start."""
+    pipeline = start_pipeline(redis_url, sandbox, folder / "worker.log")
+    try:
+        api, base = start_relay_api({**pipeline.env, "RELAY_API_KEYS": api_key,
+                                     "RELAY_ADMIN_KEYS": admin_key}, folder / "api.log")
+    except BaseException:
+        stop_pipeline(pipeline)
+        raise
+    try:
+        yield pipeline, base
+    finally:
+        stop(api)
+        stop_pipeline(pipeline)
 
 
 def reset(pipeline: Pipeline) -> None:

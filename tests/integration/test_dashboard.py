@@ -12,8 +12,8 @@ import pytest
 import requests
 
 from relay.deadletters import DeadLetters
-from tests.helpers import Sandbox, start_relay_api, stop, wait_until
-from tests.integration.pipeline import Pipeline, reset, start_pipeline, stop_pipeline
+from tests.helpers import Sandbox, wait_until
+from tests.integration.pipeline import Pipeline, pipeline_with_api, reset
 
 
 @pytest.fixture(scope="module")
@@ -28,18 +28,8 @@ API_KEY, ADMIN_KEY = "dash-api-key", "dash-admin-key"
 @pytest.fixture(scope="module")
 def stack(redis_url: str, sandbox_server: Sandbox, module_tmp: Path
           ) -> Iterator[tuple[Pipeline, str]]:
-    pipeline = start_pipeline(redis_url, sandbox_server, module_tmp / "worker.log")
-    try:
-        api, base = start_relay_api({**pipeline.env, "RELAY_API_KEYS": API_KEY,
-                                     "RELAY_ADMIN_KEYS": ADMIN_KEY}, module_tmp / "api.log")
-    except BaseException:
-        stop_pipeline(pipeline)
-        raise
-    try:
-        yield pipeline, base
-    finally:
-        stop(api)
-        stop_pipeline(pipeline)
+    with pipeline_with_api(redis_url, sandbox_server, module_tmp, API_KEY, ADMIN_KEY) as both:
+        yield both
 
 
 @pytest.fixture
